@@ -1,0 +1,136 @@
+"""The assembled watchdog: settings, store, calendar, rules and one poller per source."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+
+from watchdog.calendar import WorkCalendar, load_overrides
+from watchdog.config import Settings
+from watchdog.engine.evaluate import EvaluationResult, evaluate_source
+from watchdog.engine.overdue import OverdueRule
+from watchdog.sources.connect import open_source_engine
+from watchdog.sources.poller import (
+    Clock,
+    PollResult,
+    SourceError,
+    SourcePoller,
+    ensure_source_state,
+    first_line,
+    utc_now,
+)
+from watchdog.store import schema
+from watchdog.store.database import create_store_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """What one poll-and-evaluate cycle of one source did, or why it failed."""
+
+    source: str
+    poll: PollResult | None = None
+    evaluation: EvaluationResult | None = None
+    error: str | None = None
+
+    def summary(self) -> str:
+        if self.error is not None:
+            return f'source "{self.source}": cycle failed: {self.error}'
+        assert self.poll is not None and self.evaluation is not None
+        counts = self.evaluation.counts
+        return (
+            f'source "{self.source}": read {self.poll.rows_read} rows '
+            f"({self.poll.rows_changed} changed, {self.poll.rows_quarantined} quarantined), "
+            f"evaluated {self.evaluation.cases_evaluated} cases: violations opened "
+            f"{counts.opened}, upgraded {counts.upgraded}, resolved {counts.resolved}, "
+            f"reopened {counts.reopened} in "
+            f"{self.poll.seconds + self.evaluation.seconds:.2f}s"
+        )
+
+
+def build_calendar(settings: Settings) -> WorkCalendar:
+    overrides = load_overrides(settings.calendar_overrides) if settings.calendar_overrides else None
+    return WorkCalendar(overrides)
+
+
+class Watchdog:
+    """Runs cycles for the configured sources against one store."""
+
+    def __init__(
+        self, settings: Settings, store: Engine | None = None, clock: Clock = utc_now
+    ) -> None:
+        self.settings = settings
+        self.store = store or create_store_engine(settings.store_url)
+        self.clock = clock
+        self.calendar = build_calendar(settings)
+        self.overdue = OverdueRule(settings.overdue, self.calendar)
+        self._pollers: dict[str, SourcePoller] = {}
+
+    def poller(self, name: str) -> SourcePoller:
+        if name not in self._pollers:
+            source = self.settings.source(name)
+            engine = open_source_engine(source)
+            self._pollers[name] = SourcePoller(source, engine, self.store, self.clock)
+        return self._pollers[name]
+
+    def poll(self, name: str) -> PollResult:
+        return self.poller(name).poll()
+
+    def evaluate(
+        self, name: str, as_of: datetime, *, record: bool, full: bool = False
+    ) -> EvaluationResult:
+        source = self.settings.source(name)
+        return evaluate_source(
+            self.store,
+            self.overdue,
+            name,
+            source.timezone,
+            as_of,
+            record=record,
+            full=full,
+            now=self.clock(),
+        )
+
+    def run_cycle(self, name: str) -> CycleReport:
+        """Poll one source and evaluate it now; a failure is recorded, never raised."""
+        report = CycleReport(name)
+        try:
+            report.poll = self.poll(name)
+            report.evaluation = self.evaluate(name, self.clock(), record=True)
+        except SourceError as exc:
+            report.error = str(exc)
+        except Exception as exc:  # one source's failure must not stop the others
+            log.exception('source "%s": unexpected error in cycle', name)
+            report.error = f"{type(exc).__name__}: {first_line(exc)}"
+        self._record_outcome(report)
+        return report
+
+    def _record_outcome(self, report: CycleReport) -> None:
+        state = schema.source_state
+        now = self.clock()
+        try:
+            with self.store.begin() as connection:
+                ensure_source_state(connection, report.source)
+                where = update(state).where(state.c.source == report.source)
+                if report.error is None:
+                    connection.execute(where.values(last_success_at=now, consecutive_failures=0))
+                else:
+                    connection.execute(
+                        where.values(
+                            last_error=report.error[:2000],
+                            last_error_at=now,
+                            consecutive_failures=state.c.consecutive_failures + 1,
+                        )
+                    )
+        except Exception as exc:
+            log.error('source "%s": cannot record cycle outcome in the store: %s', report.source,
+                      first_line(exc))
+
+    def close(self) -> None:
+        for poller in self._pollers.values():
+            poller.source_engine.dispose()
+        self.store.dispose()

@@ -1,0 +1,99 @@
+"""Opening the store, checking its schema revision, and migrating it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+class StoreSchemaError(Exception):
+    """The store's schema is not the one this version of watchdog needs."""
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the watchdog's own store (SQLite file or PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # WAL lets readers (the CLI, the API) work while the daemon writes; foreign keys are
+    # off by default in SQLite and we want the same integrity as on PostgreSQL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrations_location() -> Path:
+    """The alembic/ folder: beside the package in a checkout, inside it when installed."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package.parent / "alembic", package / "_alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise StoreSchemaError(f"migration scripts not found next to {package}")
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_location()))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(migrations_location()))
+    head = script.get_current_head()
+    if head is None:
+        raise StoreSchemaError("no migration scripts found")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_store(engine: Engine) -> tuple[str | None, str]:
+    """Migrate the store to the newest schema; return (revision before, revision after)."""
+    before = current_revision(engine)
+    command.upgrade(alembic_config(engine), "head")
+    return before, head_revision()
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to work on a store whose schema is behind (or ahead of) this version."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise StoreSchemaError(
+            f"store {where} has no watchdog schema yet: run `watchdog db upgrade` to create it"
+        )
+    script = ScriptDirectory(str(migrations_location()))
+    if script.get_revision(current) is None:
+        raise StoreSchemaError(
+            f"store {where} is at schema revision {current}, which this watchdog does not "
+            f"know (it needs {head}): it was migrated by a newer version"
+        )
+    raise StoreSchemaError(
+        f"store {where} is at schema revision {current} but this watchdog needs {head}: "
+        "run `watchdog db upgrade`"
+    )

@@ -1,0 +1,239 @@
+"""The watchdog's own tables: one MetaData with a naming convention.
+
+Source rows are kept in canonical form keyed by (source, id). Each row carries a hash of
+its canonical content, so re-reading an overlap of the source changes nothing, and the
+poll sequence number at which its content last changed, so evaluation can find what is
+new since it last ran without scanning everything.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from watchdog.store.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID = String(128)
+CODE = String(64)
+
+
+def _bookkeeping() -> list[Column[object]]:
+    """Columns every stored source row has besides its canonical ones."""
+    return [
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("row_hash", String(32), nullable=False),
+        Column("change_seq", Integer, nullable=False),
+    ]
+
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("case_id", ID, primary_key=True),
+    Column("matter_code", CODE),
+    Column("matter_name", Text),
+    Column("dept_code", CODE, nullable=False),
+    Column("dept_name", Text),
+    Column("applicant_id", ID),
+    Column("applied_at", UTCDateTime()),
+    Column("accepted_at", UTCDateTime()),
+    Column("promised_limit", Integer, nullable=False),
+    Column("statutory_limit", Integer),
+    Column("limit_unit", String(1), nullable=False),
+    Column("completed_at", UTCDateTime()),
+    Column("result", Text),
+    *_bookkeeping(),
+    Index(None, "source", "change_seq"),
+    Index(None, "source", "completed_at"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("step_id", ID, primary_key=True),
+    Column("case_id", ID, nullable=False),
+    Column("step_code", CODE, nullable=False),
+    Column("step_name", Text),
+    Column("handler_id", ID),
+    Column("finished_at", UTCDateTime()),
+    Column("result", Text),
+    *_bookkeeping(),
+    Index(None, "source", "case_id"),
+    Index(None, "source", "change_seq"),
+)
+
+pauses = Table(
+    "pauses",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("pause_id", ID, primary_key=True),
+    Column("case_id", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("granted_days", Integer),
+    *_bookkeeping(),
+    Index(None, "source", "case_id"),
+    Index(None, "source", "change_seq"),
+)
+
+fees = Table(
+    "fees",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("fee_id", ID, primary_key=True),
+    Column("case_id", ID, nullable=False),
+    Column("fee_code", CODE, nullable=False),
+    Column("fee_name", Text),
+    Column("amount", Numeric(14, 2), nullable=False),
+    Column("charged_at", UTCDateTime(), nullable=False),
+    *_bookkeeping(),
+    Index(None, "source", "case_id"),
+    Index(None, "source", "change_seq"),
+)
+
+inspections = Table(
+    "inspections",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("inspection_id", ID, primary_key=True),
+    Column("target_id", ID, nullable=False),
+    Column("target_name", Text),
+    Column("dept_code", CODE, nullable=False),
+    Column("inspected_at", UTCDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("joint_group", ID),
+    *_bookkeeping(),
+    Index(None, "source", "target_id"),
+    Index(None, "source", "change_seq"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("review_id", ID, primary_key=True),
+    Column("case_id", ID),
+    Column("dept_code", CODE),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("rating", String(32)),
+    Column("replied_at", UTCDateTime()),
+    *_bookkeeping(),
+    Index(None, "source", "change_seq"),
+)
+
+# Rows that broke the contract. One entry per distinct bad row content, so re-reading
+# the overlap does not pile up copies; `times_seen` and `last_seen_at` show it persists.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", CODE, nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("row_key", ID),
+    Column("reason", Text, nullable=False),
+    Column("row", JSON, nullable=False),
+    Column("row_hash", String(32), nullable=False),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("times_seen", Integer, nullable=False),
+    UniqueConstraint("source", "entity", "row_hash"),
+)
+
+# Per source: the poll sequence, and how far evaluation has caught up with it.
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("poll_seq", Integer, nullable=False),
+    Column("evaluated_seq", Integer, nullable=False),
+    Column("last_poll_started_at", UTCDateTime()),
+    Column("last_success_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime()),
+    Column("consecutive_failures", Integer, nullable=False),
+)
+
+# Per source and entity: the highest updated_at stored so far.
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("rows_read", Integer, nullable=False),
+    Column("advanced_at", UTCDateTime(), nullable=False),
+)
+
+violations = Table(
+    "violations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("rule_id", CODE, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("finding", String(32), nullable=False),
+    Column("source", CODE, nullable=False),
+    Column("case_id", ID),
+    Column("subject", Text),
+    Column("dept_code", CODE),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("due_date", Date),
+    Column("provisional", Boolean, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Index(None, "source", "rule_id", "case_id"),
+    Index(None, "state", "severity"),
+    Index(None, "dept_code", "state"),
+)
+
+violation_events = Table(
+    "violation_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("violation_id", ForeignKey("violations.id"), nullable=False, index=True),
+    Column("event", String(16), nullable=False),  # opened | upgraded | resolved | reopened
+    Column("severity_from", String(16)),
+    Column("severity_to", String(16)),
+    Column("at", UTCDateTime(), nullable=False),  # the evaluation instant
+    Column("recorded_at", UTCDateTime(), nullable=False),  # wall clock when written
+    Column("reason", Text),
+    Column("evidence", JSON),
+)
+
+ENTITY_TABLES = {
+    "cases": cases,
+    "steps": steps,
+    "pauses": pauses,
+    "fees": fees,
+    "inspections": inspections,
+    "reviews": reviews,
+}
