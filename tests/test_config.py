@@ -51,7 +51,7 @@ def test_a_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
 
 
 def test_a_bad_duration_is_named_with_file_key_and_value(tmp_path: Path) -> None:
-    text = MINIMAL_SOURCE.replace('[sources.queries]', 'poll_interval = "soon"\n[sources.queries]')
+    text = MINIMAL_SOURCE.replace("[sources.queries]", 'poll_interval = "soon"\n[sources.queries]')
     assert problems_of(write(tmp_path, text)) == [
         'config.toml: sources[0].poll_interval: expected a duration like "60s", got "soon"'
     ]

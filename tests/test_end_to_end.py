@@ -127,17 +127,29 @@ def test_a_foreign_source_polled_twice_gives_the_hand_worked_violations(
     source.upsert("SP_BJXX", case("C8", "2026-03-02 10:00:00", -1))
     source.upsert(
         "SP_TBCX",
-        {"TBCXID": "T4", "PROJID": "C4", "TBCXZL": "F", "TBCXKSRQ": "2026-03-03 09:00:00",
-         "GXSJ": "2026-03-03 09:00:00"},
+        {
+            "TBCXID": "T4",
+            "PROJID": "C4",
+            "TBCXZL": "F",
+            "TBCXKSRQ": "2026-03-03 09:00:00",
+            "GXSJ": "2026-03-03 09:00:00",
+        },
     )
     source.upsert(
         "SP_HJXX",
-        {"HJID": "H1", "PROJID": "C1", "SPHJMC": "受理", "BLR": "张伟",
-         "JSSJ": "2026-03-02 10:00:00", "GXSJ": "2026-03-02 10:00:00"},
+        {
+            "HJID": "H1",
+            "PROJID": "C1",
+            "SPHJMC": "受理",
+            "BLR": "张伟",
+            "JSSJ": "2026-03-02 10:00:00",
+            "GXSJ": "2026-03-02 10:00:00",
+        },
     )
     now = [CYCLE_1]
-    watchdog = Watchdog(load_settings(write_config(tmp_path, source, store_url)), store,
-                        clock=lambda: now[0])
+    watchdog = Watchdog(
+        load_settings(write_config(tmp_path, source, store_url)), store, clock=lambda: now[0]
+    )
 
     first = watchdog.run_cycle("county")
     assert first.error is None, first.error
@@ -153,13 +165,25 @@ def test_a_foreign_source_polled_twice_gives_the_hand_worked_violations(
     # late transaction commits C9 with the same updated_at as the newest row already read.
     source.upsert(
         "SP_BJXX",
-        case("C2", "2026-03-02 10:00:00", 5, BJSJ="2026-03-09 16:00:00", BJJG="1",
-             GXSJ="2026-03-09 16:00:00"),
+        case(
+            "C2",
+            "2026-03-02 10:00:00",
+            5,
+            BJSJ="2026-03-09 16:00:00",
+            BJJG="1",
+            GXSJ="2026-03-09 16:00:00",
+        ),
     )
     source.upsert(
         "SP_TBCX",
-        {"TBCXID": "T4", "PROJID": "C4", "TBCXZL": "F", "TBCXKSRQ": "2026-03-03 09:00:00",
-         "TBCXJSRQ": "2026-03-10 17:00:00", "GXSJ": "2026-03-10 17:00:00"},
+        {
+            "TBCXID": "T4",
+            "PROJID": "C4",
+            "TBCXZL": "F",
+            "TBCXKSRQ": "2026-03-03 09:00:00",
+            "TBCXJSRQ": "2026-03-10 17:00:00",
+            "GXSJ": "2026-03-10 17:00:00",
+        },
     )
     source.upsert("SP_BJXX", case("C9", "2026-02-02 10:00:00", 1))
     now[0] = CYCLE_2
@@ -203,8 +227,9 @@ def test_a_third_cycle_without_source_changes_changes_nothing(
     source: ForeignSource, store: Engine, store_url: str, tmp_path: Path
 ) -> None:
     source.upsert("SP_BJXX", case("C1", "2026-03-02 10:00:00", 5))
-    watchdog = Watchdog(load_settings(write_config(tmp_path, source, store_url)), store,
-                        clock=lambda: CYCLE_2)
+    watchdog = Watchdog(
+        load_settings(write_config(tmp_path, source, store_url)), store, clock=lambda: CYCLE_2
+    )
     first = watchdog.run_cycle("county")
     again = watchdog.run_cycle("county")
     assert first.poll is not None and first.poll.rows_changed == 1

@@ -8,7 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from watchdog.sources.entities import ENTITIES, BadValue, RowValidator, parse_timestamp
+from watchdog.sources.entities import (
+    ENTITIES,
+    BadValue,
+    RowValidator,
+    ValidatedRow,
+    parse_timestamp,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -34,7 +40,7 @@ def case_row(**changes: object) -> dict[str, object]:
     return row
 
 
-def validate_case(**changes: object) -> object:
+def validate_case(**changes: object) -> ValidatedRow | str:
     return RowValidator(ENTITIES["cases"], SHANGHAI).validate(case_row(**changes))
 
 
@@ -90,7 +96,10 @@ def test_a_good_case_row_is_put_in_canonical_form() -> None:
         ({"case_id": None}, "case_id: missing"),
         ({"case_id": "  "}, "case_id: missing"),
         ({"dept_code": None}, "dept_code: missing"),
-        ({"accepted_at": "2026-02-30 10:00"}, "accepted_at: unparsable timestamp '2026-02-30 10:00'"),
+        (
+            {"accepted_at": "2026-02-30 10:00"},
+            "accepted_at: unparsable timestamp '2026-02-30 10:00'",
+        ),
         ({"promised_limit": -3}, "promised_limit: negative limit -3"),
         ({"promised_limit": "ten"}, "promised_limit: expected an integer limit, got 'ten'"),
         ({"promised_limit": None}, "promised_limit: missing"),

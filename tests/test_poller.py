@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from watchdog.config import SourceSettings
 from watchdog.sources.connect import open_source_engine
@@ -101,7 +101,9 @@ def test_a_row_committed_late_with_the_watermark_timestamp_is_not_missed(
 
 
 def test_rows_older_than_the_overlap_are_not_read_again(store: Engine, tmp_path: Path) -> None:
-    path = make_source(tmp_path, [row("C1", "2026-03-01 10:00:00"), row("C2", "2026-03-05 10:00:00")])
+    path = make_source(
+        tmp_path, [row("C1", "2026-03-01 10:00:00"), row("C2", "2026-03-05 10:00:00")]
+    )
     poller = poller_for(path, store)
     poller.poll()
     assert poller.poll().rows_read == 1
@@ -184,3 +186,19 @@ def test_a_sqlite_source_is_opened_read_only(tmp_path: Path) -> None:
         connection.execute(text("DELETE FROM cases"))
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(text("cases"))) == 1
+
+
+def test_a_postgresql_source_session_is_read_only_and_in_the_source_zone(
+    pg_database: str,
+) -> None:
+    from tests.conftest import _pg_url
+
+    settings = settings_for(Path("unused"))
+    settings = SourceSettings(**{**settings.__dict__, "url": _pg_url(pg_database)})
+    engine = open_source_engine(settings)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SHOW default_transaction_read_only")) == "on"
+        assert connection.scalar(text("SHOW TimeZone")) == "Asia/Shanghai"
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            connection.execute(text("CREATE TABLE intruder (x int)"))
+    engine.dispose()

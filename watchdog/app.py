@@ -127,8 +127,11 @@ class Watchdog:
                         )
                     )
         except Exception as exc:
-            log.error('source "%s": cannot record cycle outcome in the store: %s', report.source,
-                      first_line(exc))
+            log.error(
+                'source "%s": cannot record cycle outcome in the store: %s',
+                report.source,
+                first_line(exc),
+            )
 
     def close(self) -> None:
         for poller in self._pollers.values():

@@ -65,6 +65,8 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every connection at INFO; the daemon's log is for operators.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -77,7 +77,5 @@ def severity_summary(findings: Iterable[Finding]) -> str:
     totals = Counter[str]()
     for c in by_dept.values():
         totals.update(c)
-    rows.append(
-        ("合计", totals["warning"], totals["yellow"], totals["red"], sum(totals.values()))
-    )
+    rows.append(("合计", totals["warning"], totals["yellow"], totals["red"], sum(totals.values())))
     return format_table(("部门", "预警", "黄牌", "红牌", "合计"), rows)

@@ -117,7 +117,7 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
 
 def _open(connection: Connection, finding: Finding, at: datetime, now: datetime) -> None:
     table = schema.violations
-    violation_id = connection.execute(
+    inserted = connection.execute(
         insert(table).values(
             fingerprint=finding.fingerprint,
             rule_id=finding.rule_id,
@@ -136,7 +136,8 @@ def _open(connection: Connection, finding: Finding, at: datetime, now: datetime)
             evidence=dict(finding.evidence),
         )
     ).inserted_primary_key
-    _event(connection, violation_id[0], "opened", None, finding.severity.value, at, now, finding)
+    assert inserted is not None
+    _event(connection, inserted[0], "opened", None, finding.severity.value, at, now, finding)
 
 
 def _change(
@@ -166,7 +167,9 @@ def _change(
     _event(connection, row.id, event, before, severity, at, now, finding)
 
 
-def _resolve(connection: Connection, row: Row[Any], reason: str, at: datetime, now: datetime) -> None:
+def _resolve(
+    connection: Connection, row: Row[Any], reason: str, at: datetime, now: datetime
+) -> None:
     table = schema.violations
     connection.execute(
         update(table).where(table.c.id == row.id).values(state=RESOLVED, resolved_at=at)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, or_, select, update
@@ -71,7 +71,8 @@ def _cases_with_pauses(
     with store.connect() as connection:
         rows = connection.execution_options(yield_per=5000).execute(query).mappings()
         for _, group in groupby(rows, key=lambda row: row["case_id"]):
-            members = list(group)
+            # RowMapping is keyed by names here; the cast only tells mypy so.
+            members = cast(list[Mapping[str, Any]], list(group))
             pauses = [row for row in members if row["pause_id"] is not None]
             yield members[0], pauses
 

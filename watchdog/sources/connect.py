@@ -37,8 +37,7 @@ def open_source_engine(source: SourceSettings) -> Engine:
         options = f"-c default_transaction_read_only=on -c TimeZone={source.timezone.key}"
         return create_engine(source.url, connect_args={"options": options}, pool_pre_ping=True)
     log.warning(
-        'source "%s": %s cannot be opened read-only by watchdog; give its account read '
-        "grants only",
+        'source "%s": %s cannot be opened read-only by watchdog; give its account read grants only',
         source.name,
         backend,
     )

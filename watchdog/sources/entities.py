@@ -128,7 +128,11 @@ ENTITIES: dict[str, Entity] = {
                 _text("dept_code", required=True),
                 _time("inspected_at", required=True),
                 Field(
-                    "kind", "choice", required=True, choices=INSPECTION_KINDS, what="inspection kind"
+                    "kind",
+                    "choice",
+                    required=True,
+                    choices=INSPECTION_KINDS,
+                    what="inspection kind",
                 ),
                 _text("joint_group"),
             ),

@@ -1,0 +1,109 @@
+"""Benchmark: poll a generated source of 1,000,000 demo cases into an empty SQLite store.
+
+Prints source rows per second and the poller's peak memory. The poll runs in a child
+process so that its peak resident size is not mixed with the generator's.
+
+    python -m bench.poll_throughput [--cases 1000000] [--workdir var/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from watchdog.config import SourceSettings, load_settings
+
+
+def demo_queries() -> MappingProxyType[str, str]:
+    config = Path(__file__).resolve().parent.parent / "config.toml"
+    return MappingProxyType(dict(load_settings(config).sources[0].queries))
+
+
+def poll_once(source_path: Path, store_path: Path, batch_size: int) -> dict[str, float]:
+    from watchdog.sources.connect import open_source_engine
+    from watchdog.sources.poller import SourcePoller
+    from watchdog.store.database import create_store_engine, upgrade_store
+
+    store_path.unlink(missing_ok=True)
+    store = create_store_engine(f"sqlite:///{store_path}")
+    upgrade_store(store)
+    settings = SourceSettings(
+        name="bench",
+        url=f"sqlite:///{source_path}",
+        timezone=ZoneInfo("Asia/Shanghai"),
+        poll_interval=timedelta(seconds=60),
+        overlap=timedelta(minutes=5),
+        batch_size=batch_size,
+        queries=demo_queries(),
+        index=0,
+    )
+    started = time.perf_counter()
+    result = SourcePoller(settings, open_source_engine(settings), store).poll()
+    seconds = time.perf_counter() - started
+    figures: dict[str, float] = {"seconds": seconds, "rows": result.rows_read}
+    for entity in result.entities:
+        figures[f"rows_{entity.entity}"] = entity.rows_read
+    figures["quarantined"] = result.rows_quarantined
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    source = args.workdir / f"source-{args.cases}.db"
+    store = args.workdir / "store.db"
+    if args.child:
+        print(json.dumps(poll_once(source, store, args.batch_size)))
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    if not source.exists():
+        from watchdog.demo import generate_demo_source
+
+        started = time.perf_counter()
+        summary = generate_demo_source(source, cases=args.cases)
+        print(f"generated {summary} in {time.perf_counter() - started:.1f}s")
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.poll_throughput",
+            "--child",
+            "--cases",
+            str(args.cases),
+            "--workdir",
+            str(args.workdir),
+            "--batch-size",
+            str(args.batch_size),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows, seconds = figures["rows"], figures["seconds"]
+    print(f"cases in source:      {args.cases:,}")
+    for key, value in figures.items():
+        if key.startswith("rows_"):
+            print(f"  {key[5:]:<18} {int(value):,}")
+    print(f"source rows polled:   {int(rows):,} ({int(figures['quarantined'])} quarantined)")
+    print(f"poll time:            {seconds:.1f} s")
+    print(f"throughput:           {rows / seconds:,.0f} rows/s")
+    print(f"peak memory (poller): {peak_mib:,.0f} MiB")
+    print(f"store size:           {store.stat().st_size / 2**20:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

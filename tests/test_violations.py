@@ -1,0 +1,90 @@
+"""Findings → violations: one per fingerprint, severity only upward, every change an event."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, select
+
+from watchdog.clock import Severity
+from watchdog.engine.findings import Finding
+from watchdog.store import schema
+from watchdog.violations import Scope, reconcile
+
+MONDAY = datetime(2026, 3, 9, 10, tzinfo=UTC)
+
+
+def overdue(case_id: str, severity: Severity, days_late: int = 0) -> Finding:
+    return Finding(
+        rule_id="overdue",
+        kind="overdue",
+        finding="overdue",
+        source="county",
+        case_id=case_id,
+        subject=None,
+        dept_code="SCJGJ",
+        severity=severity,
+        due_date=date(2026, 3, 9),
+        provisional=False,
+        evidence={"days_late": days_late},
+    )
+
+
+def run(store: Engine, case_ids: list[str], findings: list[Finding], day: int) -> tuple[int, ...]:
+    at = MONDAY.replace(day=day)
+    with store.begin() as connection:
+        counts = reconcile(
+            connection,
+            Scope("overdue", "county", case_ids),
+            findings,
+            at=at,
+            now=at,
+            notes={"C1": "completed on time"},
+        )
+    return counts.opened, counts.upgraded, counts.resolved, counts.reopened
+
+
+def history(store: Engine) -> list[tuple[str, str | None, str | None, str | None]]:
+    e = schema.violation_events
+    with store.connect() as connection:
+        rows = connection.execute(select(e).order_by(e.c.id))
+        return [(r.event, r.severity_from, r.severity_to, r.reason) for r in rows]
+
+
+def test_one_case_is_one_violation_upgraded_but_never_downgraded(store: Engine) -> None:
+    assert run(store, ["C1"], [overdue("C1", Severity.WARNING)], 9) == (1, 0, 0, 0)
+    assert run(store, ["C1"], [overdue("C1", Severity.WARNING)], 10) == (0, 0, 0, 0)
+    assert run(store, ["C1"], [overdue("C1", Severity.RED, 6)], 16) == (0, 1, 0, 0)
+    assert run(store, ["C1"], [overdue("C1", Severity.YELLOW, 7)], 17) == (0, 0, 0, 0)
+    with store.connect() as connection:
+        (violation,) = connection.execute(select(schema.violations)).all()
+    assert (violation.severity, violation.state) == ("red", "open")
+    assert violation.evidence == {"days_late": 7}  # the latest evidence is kept
+    assert violation.last_seen_at == MONDAY.replace(day=17)
+    assert history(store) == [
+        ("opened", None, "warning", None),
+        ("upgraded", "warning", "red", None),
+    ]
+
+
+def test_a_violation_no_longer_found_is_resolved_with_the_rules_reason_and_can_reopen(
+    store: Engine,
+) -> None:
+    run(store, ["C1"], [overdue("C1", Severity.WARNING)], 9)
+    assert run(store, ["C1"], [], 10) == (0, 0, 1, 0)
+    assert run(store, ["C1"], [overdue("C1", Severity.YELLOW)], 11) == (0, 0, 0, 1)
+    assert history(store) == [
+        ("opened", None, "warning", None),
+        ("resolved", "warning", None, "completed on time"),
+        ("reopened", None, "yellow", None),
+    ]
+
+
+def test_cases_outside_the_scope_keep_their_violations(store: Engine) -> None:
+    run(store, ["C1", "C2"], [overdue("C1", Severity.RED), overdue("C2", Severity.RED)], 9)
+    assert run(store, ["C2"], [], 10) == (0, 0, 1, 0)
+    with store.connect() as connection:
+        states = dict(
+            connection.execute(select(schema.violations.c.case_id, schema.violations.c.state)).all()
+        )
+    assert states == {"C1": "open", "C2": "resolved"}
