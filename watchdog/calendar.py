@@ -89,7 +89,7 @@ def load_overrides(path: Path) -> CalendarOverrides:
     for year_key, entry in table.items():
         where = f"{file}: years.{year_key}"
         if not _YEAR_KEY.match(year_key) or int(year_key) < 1:
-            problems.append(f"{where}: expected a year like 2027, got {year_key!r}")
+            problems.append(f'{where}: expected a year like 2027, got "{year_key}"')
             continue
         if not isinstance(entry, dict):
             problems.append(f"{where}: expected a table with holidays and makeup_workdays")
@@ -260,6 +260,10 @@ class WorkCalendar:
         start, end = after.toordinal(), through.toordinal()
         if end <= start:
             return 0
+        lo = self._lo
+        if lo <= start and end <= self._hi:  # the common, fully covered case, inlined
+            cum = self._cum
+            return cum[end - lo + 1] - cum[start - lo + 1]
         if not self._warned:
             self._check_covered(start, end)
         return self._rank(end) - self._rank(start)
@@ -268,16 +272,22 @@ class WorkCalendar:
         """The n-th working day strictly after `start` (n >= 1)."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        target = self._rank(start.toordinal()) + n
-        cum = self._cum
+        after = start.toordinal()
+        lo, cum = self._lo, self._cum
+        if lo <= after <= self._hi:  # the common case, inlined
+            index = after - lo + 1
+            target = cum[index] + n
+            if target <= cum[-1]:
+                return date.fromordinal(lo - 1 + bisect_left(cum, target, index))
+        target = self._rank(after) + n
         if target <= cum[0]:
             ordinal = _weekday_ordinal(target)
         elif target <= cum[-1]:
-            ordinal = self._lo + bisect_left(cum, target) - 1
+            ordinal = lo - 1 + bisect_left(cum, target)
         else:
             ordinal = _weekday_ordinal(target - self._tail)
         if not self._warned:
-            self._check_covered(start.toordinal(), ordinal)
+            self._check_covered(after, ordinal)
         return date.fromordinal(ordinal)
 
     def _rank(self, ordinal: int) -> int:
