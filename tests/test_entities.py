@@ -8,13 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from watchdog.sources.entities import (
-    ENTITIES,
-    BadValue,
-    RowValidator,
-    ValidatedRow,
-    parse_timestamp,
-)
+from watchdog.sources.entities import ENTITIES, BadValue, content_hash, parse_timestamp
+from watchdog.sources.validation import RowValidator, ValidatedRow
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -83,7 +78,7 @@ def test_bad_timestamps_are_described(value: object, message: str) -> None:
 def test_a_good_case_row_is_put_in_canonical_form() -> None:
     checked = validate_case()
     assert not isinstance(checked, str)
-    values = checked.values
+    values = checked.as_dict()
     assert values["accepted_at"] == datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
     assert values["statutory_limit"] == 20
     assert values["limit_unit"] == "W"  # the documented default
@@ -126,7 +121,7 @@ def test_fee_amounts_are_decimals_and_must_not_be_negative() -> None:
     }
     checked = validator.validate(row)
     assert not isinstance(checked, str)
-    assert checked.values["amount"] == Decimal("80.50")
+    assert checked.as_dict()["amount"] == Decimal("80.50")
     assert validator.validate({**row, "amount": "-1"}) == "amount: invalid amount '-1'"
     assert validator.validate({**row, "amount": "abc"}) == (
         "amount: expected a decimal amount, got 'abc'"
@@ -145,7 +140,7 @@ def test_pause_and_inspection_kinds_are_checked_against_the_canonical_lists() ->
         "updated_at": "2026-03-02",
     }
     checked = pauses.validate(row)
-    assert not isinstance(checked, str) and checked.values["kind"] == "hearing"
+    assert not isinstance(checked, str) and checked.as_dict()["kind"] == "hearing"
     assert pauses.validate({**row, "kind": "holiday"}) == (
         "kind: unknown pause kind 'holiday' (expected one of extension, hearing, expert_review, "
         "testing, site_survey, supplement, other)"
@@ -156,4 +151,5 @@ def test_the_content_hash_changes_with_content_only() -> None:
     first, again, changed = validate_case(), validate_case(), validate_case(result="1")
     assert not isinstance(first, str) and not isinstance(again, str)
     assert not isinstance(changed, str)
-    assert first.row_hash == again.row_hash != changed.row_hash
+    assert content_hash(first.values) == content_hash(again.values)
+    assert content_hash(first.values) != content_hash(changed.values)

@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("completed_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "case_id", name=op.f("pk_cases")),
     )
@@ -58,7 +57,6 @@ def upgrade() -> None:
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("charged_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "fee_id", name=op.f("pk_fees")),
     )
@@ -81,7 +79,6 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("joint_group", sa.String(length=128), nullable=True),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "inspection_id", name=op.f("pk_inspections")),
     )
@@ -103,7 +100,6 @@ def upgrade() -> None:
         sa.Column("ended_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("granted_days", sa.Integer(), nullable=True),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "pause_id", name=op.f("pk_pauses")),
     )
@@ -142,7 +138,6 @@ def upgrade() -> None:
         sa.Column("rating", sa.String(length=32), nullable=True),
         sa.Column("replied_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "review_id", name=op.f("pk_reviews")),
     )
@@ -178,7 +173,6 @@ def upgrade() -> None:
         sa.Column("finished_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
         sa.Column("updated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("row_hash", sa.String(length=32), nullable=False),
         sa.Column("change_seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("source", "step_id", name=op.f("pk_steps")),
     )

@@ -30,7 +30,12 @@ def open_source_engine(source: SourceSettings) -> Engine:
         uri = f"{Path(database).resolve().as_uri()}?mode=ro"
 
         def connect() -> sqlite3.Connection:
-            return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+            # The wrapped query sorts by updated_at; keep that sort in memory rather
+            # than in temporary files (a first poll sorts the whole table).
+            connection.execute("PRAGMA temp_store=MEMORY")
+            connection.execute("PRAGMA cache_size=-65536")
+            return connection
 
         return create_engine("sqlite://", creator=connect)
     if backend == "postgresql":

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.config import SourceSettings
-from watchdog.sources.entities import ENTITIES, Entity, RowValidator, content_hash
+from watchdog.sources.entities import ENTITIES, Entity
+from watchdog.sources.validation import RowValidator
+from watchdog.sources.writer import Batch, BatchWriter
 from watchdog.store import schema
-from watchdog.store.upsert import upsert_changed
+from watchdog.store.encoding import encoding_for
 
 log = logging.getLogger(__name__)
 
@@ -117,39 +119,72 @@ class SourcePoller:
         return int(seq or 0)
 
     def _poll_entity(self, entity: Entity, query: str, seq: int) -> EntityPoll:
-        outcome = EntityPoll(entity.name)
         watermark = self._watermark(entity.name)
         params: dict[str, Any] = {}
         if watermark is not None:
             params["since"] = self._bind_since(watermark - self.source.overlap)
         sql = text(wrap_query(query, incremental=watermark is not None))
-        validator = RowValidator(entity, self.source.timezone)
         where = f'source "{self.source.name}": {entity.name} query'
+        encoding = encoding_for(self.store.dialect.name)
+        outcome = EntityPoll(entity.name)
+        writer = BatchWriter(self.store, self.source.name, entity, encoding, self.clock())
         try:
-            with self.source_engine.connect() as source_connection:
+            with self.source_engine.connect() as source_connection, writer:
                 rows = source_connection.execution_options(
                     yield_per=self.source.batch_size
                 ).execute(sql, params)
-                self._check_columns(entity, list(rows.keys()), where)
-                for batch in rows.mappings().partitions():
-                    self._store_batch(entity, validator, batch, seq, outcome)
+                columns = [name.lower() for name in rows.keys()]  # noqa: SIM118 (not a dict)
+                self._check_columns(entity, columns, where)
+                validator = RowValidator(entity, self.source.timezone, columns, encoding)
+                for raw_batch in rows.partitions(self.source.batch_size):
+                    batch = self._validate(validator, columns, raw_batch, seq)
+                    outcome.rows_read += batch.read
+                    outcome.rows_quarantined += len(batch.bad)
+                    writer.put(batch)
         except SQLAlchemyError as exc:
+            if writer.failed:
+                raise  # the store failed, not the source: not this source's fault
             raise SourceError(f"{where} failed: {first_line(exc)}") from exc
-        with self.store.connect() as connection:
-            table = schema.ENTITY_TABLES[entity.name]
-            outcome.rows_changed = int(
-                connection.scalar(
-                    select(func.count())
-                    .select_from(table)
-                    .where(table.c.source == self.source.name, table.c.change_seq == seq)
-                )
-                or 0
-            )
+        outcome.watermark = writer.newest
+        outcome.rows_changed = self._count_changed(entity, seq)
         return outcome
 
+    def _validate(
+        self,
+        validator: RowValidator,
+        columns: list[str],
+        raw_batch: Sequence[Sequence[Any]],
+        seq: int,
+    ) -> Batch:
+        """Store-ready rows of one batch; this loop runs for every source row."""
+        batch = Batch(read=len(raw_batch))
+        source = self.source.name
+        good = batch.rows
+        newest = None
+        for raw in raw_batch:
+            values = validator.validate_values(raw)
+            if isinstance(values, str):
+                batch.bad.append((dict(zip(columns, raw, strict=True)), values))
+                continue
+            updated_at = values[-1]
+            if newest is None or updated_at > newest:
+                newest = updated_at
+            good.append((source, *values, seq))
+        batch.newest = newest
+        return batch
+
+    def _count_changed(self, entity: Entity, seq: int) -> int:
+        table = schema.ENTITY_TABLES[entity.name]
+        with self.store.connect() as connection:
+            count = connection.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.source == self.source.name, table.c.change_seq == seq)
+            )
+        return int(count or 0)
+
     def _check_columns(self, entity: Entity, columns: list[str], where: str) -> None:
-        present = {column.lower() for column in columns}
-        missing = [c for c in entity.column_names if c not in present]
+        missing = [c for c in entity.column_names if c not in columns]
         if missing:
             raise SourceError(
                 f"{where} returns no column(s) {', '.join(missing)} "
@@ -173,118 +208,6 @@ class SourcePoller:
                 )
             )
         return value
-
-    def _store_batch(
-        self,
-        entity: Entity,
-        validator: RowValidator,
-        batch: Sequence[RowMapping],
-        seq: int,
-        outcome: EntityPoll,
-    ) -> None:
-        good: list[dict[str, Any]] = []
-        bad: list[tuple[dict[str, Any], str]] = []
-        for raw in batch:
-            row = {key.lower(): value for key, value in raw.items()}
-            checked = validator.validate(row)
-            if isinstance(checked, str):
-                bad.append((row, checked))
-                continue
-            values = checked.values
-            values["source"] = self.source.name
-            values["row_hash"] = checked.row_hash
-            values["change_seq"] = seq
-            good.append(values)
-        newest = max((row["updated_at"] for row in good), default=None)
-        now = self.clock()
-        with self.store.begin() as connection:
-            table = schema.ENTITY_TABLES[entity.name]
-            upsert_changed(connection, table, good, key=["source", entity.key])
-            self._quarantine(connection, entity, bad, now)
-            if newest is not None:
-                self._advance_watermark(connection, entity.name, newest, len(batch), now)
-        outcome.rows_read += len(batch)
-        outcome.rows_quarantined += len(bad)
-        if newest is not None and (outcome.watermark is None or newest > outcome.watermark):
-            outcome.watermark = newest
-        for row, reason in bad:
-            log.warning(
-                'source "%s": %s row %s quarantined: %s',
-                self.source.name,
-                entity.name,
-                row.get(entity.key),
-                reason,
-            )
-
-    def _quarantine(
-        self,
-        connection: Connection,
-        entity: Entity,
-        bad: list[tuple[dict[str, Any], str]],
-        now: datetime,
-    ) -> None:
-        if not bad:
-            return
-        table = schema.quarantine
-        for row, reason in bad:
-            shown = {k: None if v is None else str(v) for k, v in row.items()}
-            digest = content_hash({"reason": reason, **shown})
-            existing = connection.execute(
-                select(table.c.id).where(
-                    table.c.source == self.source.name,
-                    table.c.entity == entity.name,
-                    table.c.row_hash == digest,
-                )
-            ).first()
-            if existing is not None:
-                connection.execute(
-                    update(table)
-                    .where(table.c.id == existing.id)
-                    .values(last_seen_at=now, times_seen=table.c.times_seen + 1)
-                )
-                continue
-            key = row.get(entity.key)
-            connection.execute(
-                table.insert().values(
-                    source=self.source.name,
-                    entity=entity.name,
-                    row_key=None if key is None else str(key)[:128],
-                    reason=reason,
-                    row=shown,
-                    row_hash=digest,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                    times_seen=1,
-                )
-            )
-
-    def _advance_watermark(
-        self, connection: Connection, entity: str, newest: datetime, rows: int, now: datetime
-    ) -> None:
-        marks = schema.watermarks
-        key = (marks.c.source == self.source.name) & (marks.c.entity == entity)
-        current = connection.scalar(select(marks.c.updated_at).where(key))
-        if current is None:
-            connection.execute(
-                marks.insert().values(
-                    source=self.source.name,
-                    entity=entity,
-                    updated_at=newest,
-                    rows_read=rows,
-                    advanced_at=now,
-                )
-            )
-            return
-        # Never move backwards: a batch of re-read overlap rows is older than the mark.
-        connection.execute(
-            update(marks)
-            .where(key)
-            .values(
-                updated_at=newest if newest > current else current,
-                rows_read=marks.c.rows_read + rows,
-                advanced_at=now,
-            )
-        )
 
 
 def ensure_source_state(connection: Connection, source: str) -> None:

@@ -1,9 +1,9 @@
 """The watchdog's own tables: one MetaData with a naming convention.
 
-Source rows are kept in canonical form keyed by (source, id). Each row carries a hash of
-its canonical content, so re-reading an overlap of the source changes nothing, and the
-poll sequence number at which its content last changed, so evaluation can find what is
-new since it last ran without scanning everything.
+Source rows are kept in canonical form keyed by (source, id). Each row carries the poll
+sequence number at which its content last changed, so evaluation can find what is new
+since it last ran without scanning everything; re-reading an unchanged row (the poll's
+overlap) leaves that number alone.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def _bookkeeping() -> list[Column[object]]:
     """Columns every stored source row has besides its canonical ones."""
     return [
         Column("updated_at", UTCDateTime(), nullable=False),
-        Column("row_hash", String(32), nullable=False),
         Column("change_seq", Integer, nullable=False),
     ]
 

@@ -1,0 +1,167 @@
+"""Checking source rows against the contract and putting them in the store's form.
+
+A row that breaks the contract is not a reason to stop: validation returns the reason
+instead of raising, and the poller quarantines the row and goes on.
+
+This runs for every source row (millions on a first poll), so each validator is
+compiled once into a straight-line function for its entity, its query's column order
+and the store's encoding, the way `dataclasses` and `namedtuple` generate code. The
+generated source is kept on the validator (`RowValidator.source`) for reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from watchdog.sources.entities import (
+    LATEST_YEAR,
+    BadValue,
+    Entity,
+    Field,
+    UtcConverter,
+    to_choice,
+    to_decimal,
+    to_int,
+    to_text,
+)
+from watchdog.store.encoding import CANONICAL, StoreEncoding
+
+
+@dataclass(frozen=True)
+class ValidatedRow:
+    """A row in canonical form: values in `Entity.column_names` order."""
+
+    key: str
+    values: tuple[Any, ...]
+    names: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(zip(self.names, self.values, strict=True))
+
+
+class RowValidator:
+    """Checks rows of one entity from one source and puts them in the store's form.
+
+    Rows arrive as tuples in the order of `columns` (the query's result columns,
+    lower-cased). For each field, in order:
+
+    1. null or empty: "missing" if the field is required, else its default;
+    2. text is stripped, and blank counts as null;
+    3. other kinds are converted (`BadValue` becomes the reason, prefixed by the field);
+    4. timestamps become UTC in the store's encoding, taking naive values in `zone`.
+    """
+
+    def __init__(
+        self,
+        entity: Entity,
+        zone: ZoneInfo,
+        columns: Sequence[str] | None = None,
+        encoding: StoreEncoding = CANONICAL,
+    ) -> None:
+        self.entity = entity
+        self.names = entity.column_names
+        positions = {name: index for index, name in enumerate(columns or self.names)}
+        self.source, namespace = _generate(entity, positions, UtcConverter(zone), encoding)
+        exec(compile(self.source, f"<validator {entity.name}>", "exec"), namespace)
+        self.validate_values: Callable[[Sequence[Any]], tuple[Any, ...] | str] = namespace[
+            "validate"
+        ]
+
+    def validate(self, row: Mapping[str, Any]) -> ValidatedRow | str:
+        """Validate a row given by column name (missing columns are null)."""
+        values = self.validate_values(tuple(row.get(name) for name in self.names))
+        if isinstance(values, str):
+            return values
+        return ValidatedRow(values[0], values, self.names)
+
+
+def _generate(
+    entity: Entity, positions: Mapping[str, int], to_utc: UtcConverter, encoding: StoreEncoding
+) -> tuple[str, dict[str, Any]]:
+    """Source of `validate(row)` and the names it uses."""
+    namespace: dict[str, Any] = {
+        "BadValue": BadValue,
+        "to_text": to_text,
+        "fromisoformat": datetime.fromisoformat,
+        "encode_time": encoding.timestamp,
+        "to_utc": to_utc,
+        "fixed": to_utc.fixed,
+        "LATEST_YEAR": LATEST_YEAR,
+    }
+    lines = ["def validate(row):"]
+    key = Field(entity.key, "text", required=True)
+    fields = (key, *entity.fields, Field("updated_at", "timestamp", required=True))
+    names = []
+    for index, field in enumerate(fields):
+        name = f"v{index}"
+        names.append(name)
+        lines.append(f"    {name} = row[{positions[field.name]}]")
+        if field.kind == "text":
+            lines += _text_lines(name, field)
+        elif field.kind == "timestamp":
+            lines += _timestamp_lines(name, field)
+        else:
+            converter = f"convert{index}"
+            namespace[converter] = _converter(field, encoding)
+            lines += _converted_lines(name, field, converter)
+    lines.append(f"    return ({', '.join(names)},)")
+    return "\n".join(lines) + "\n", namespace
+
+
+def _missing(field: Field) -> str:
+    return f"return {f'{field.name}: missing'!r}"
+
+
+def _text_lines(name: str, field: Field) -> list[str]:
+    lines = [f"    {name} = ({name}.strip() or None) if type({name}) is str else to_text({name})"]
+    if field.required:
+        lines.append(f"    if {name} is None: {_missing(field)}")
+    return lines
+
+
+def _empty_lines(name: str, field: Field) -> list[str]:
+    fallback = _missing(field) if field.required else f"{name} = {field.default!r}"
+    return [f"    if {name} is None or {name} == '':", f"        {fallback}"]
+
+
+def _converted_lines(name: str, field: Field, converter: str) -> list[str]:
+    return [
+        *_empty_lines(name, field),
+        "    else:",
+        f"        try: {name} = {converter}({name})",
+        f"        except BadValue as exc: return {field.name + ': '!r} + str(exc)",
+    ]
+
+
+def _timestamp_lines(name: str, field: Field) -> list[str]:
+    # Fast path: ISO text, naive, in a fixed-offset zone and a plausible year. Anything
+    # else takes UtcConverter's full path, which also produces the precise reasons.
+    return [
+        *_empty_lines(name, field),
+        "    else:",
+        "        try:",
+        f"            moment = fromisoformat({name}) if type({name}) is str else None",
+        "        except ValueError:",
+        "            moment = None",
+        "        if (moment is not None and moment.tzinfo is None and fixed is not None",
+        "                and 1992 <= moment.year < LATEST_YEAR):",
+        f"            {name} = encode_time(moment - fixed)",
+        "        else:",
+        f"            try: {name} = encode_time(to_utc({name}))",
+        f"            except BadValue as exc: return {field.name + ': '!r} + str(exc)",
+    ]
+
+
+def _converter(field: Field, encoding: StoreEncoding) -> Callable[[Any], Any]:
+    if field.kind == "int":
+        return lambda value: to_int(value, field.what)
+    if field.kind == "decimal":
+        encode_decimal = encoding.decimal
+        return lambda value: encode_decimal(to_decimal(value, field.what))
+    if field.kind == "choice":
+        return lambda value: to_choice(value, field)
+    raise ValueError(f"no converter for {field.kind}")

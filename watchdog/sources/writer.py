@@ -1,0 +1,203 @@
+"""Storing polled batches: rows, quarantined rows and the watermark in one transaction.
+
+Writing runs on a thread of its own so that reading and validating the next batch
+overlaps with storing this one: SQLite and psycopg release the GIL while the database
+works. The queue between them is short, so memory stays bounded by a few batches, and
+batches are stored strictly in order, so the watermark only ever moves forward over
+rows that are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from watchdog.sources.entities import Entity, content_hash
+from watchdog.store import schema
+from watchdog.store.encoding import StoreEncoding
+from watchdog.store.upsert import BulkUpsert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """One batch as read: store-ready rows, rejected rows with reasons, newest time."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    prepared: Any = None  # `rows` as driver parameters, made by `BatchWriter.put`
+    bad: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    newest: Any = None  # the newest updated_at among `rows`, in the store's encoding
+    read: int = 0
+
+
+_DONE = Batch()
+
+
+class BatchWriter:
+    """Stores the batches of one entity of one source, in order, on a writer thread."""
+
+    def __init__(
+        self,
+        store: Engine,
+        source: str,
+        entity: Entity,
+        encoding: StoreEncoding,
+        now: datetime,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.entity = entity
+        self.encoding = encoding
+        self.now = now
+        self.upsert = BulkUpsert(
+            store.dialect,
+            schema.ENTITY_TABLES[entity.name],
+            ("source", *entity.column_names, "change_seq"),
+            key=("source", entity.key),
+            # updated_at is left out: a touched row with the same content is no change.
+            compared=tuple(f.name for f in entity.fields),
+        )
+        self.rows_written = 0
+        self.newest: datetime | None = None
+        self._queue: queue.Queue[Batch] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"store-{source}-{entity.name}", daemon=True
+        )
+
+    def __enter__(self) -> BatchWriter:
+        self._thread.start()
+        return self
+
+    def put(self, batch: Batch) -> None:
+        """Queue a batch; raises the writer's error as soon as it has failed."""
+        batch.prepared = self.upsert.prepare(batch.rows) if batch.rows else None
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # On the way out, let the writer finish what was queued (or stop at its error).
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_DONE, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        if error is None:
+            self._raise_if_failed()
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._queue.get()) is not _DONE:
+                self._store(batch)
+        except BaseException as exc:  # handed to the reading thread, which re-raises it
+            self._error = exc
+            # Drain so a blocked put() returns and sees the error.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+
+    def _store(self, batch: Batch) -> None:
+        newest = None if batch.newest is None else self.encoding.read_timestamp(batch.newest)
+        with self.store.begin() as connection:
+            self.upsert.execute(connection, batch.prepared)
+            self._quarantine(connection, batch.bad)
+            if newest is not None:
+                self._advance_watermark(connection, newest, batch.read)
+        self.rows_written += len(batch.rows)
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+        for row, reason in batch.bad:
+            log.warning(
+                'source "%s": %s row %s quarantined: %s',
+                self.source,
+                self.entity.name,
+                row.get(self.entity.key),
+                reason,
+            )
+
+    def _quarantine(self, connection: Connection, bad: list[tuple[dict[str, Any], str]]) -> None:
+        table = schema.quarantine
+        for row, reason in bad:
+            shown = {k: None if v is None else str(v) for k, v in row.items()}
+            digest = content_hash([reason, *shown.items()])
+            existing = connection.execute(
+                select(table.c.id).where(
+                    table.c.source == self.source,
+                    table.c.entity == self.entity.name,
+                    table.c.row_hash == digest,
+                )
+            ).first()
+            if existing is not None:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == existing.id)
+                    .values(last_seen_at=self.now, times_seen=table.c.times_seen + 1)
+                )
+                continue
+            key = row.get(self.entity.key)
+            connection.execute(
+                table.insert().values(
+                    source=self.source,
+                    entity=self.entity.name,
+                    row_key=None if key is None else str(key)[:128],
+                    reason=reason,
+                    row=shown,
+                    row_hash=digest,
+                    first_seen_at=self.now,
+                    last_seen_at=self.now,
+                    times_seen=1,
+                )
+            )
+
+    def _advance_watermark(self, connection: Connection, newest: datetime, rows: int) -> None:
+        marks = schema.watermarks
+        key = (marks.c.source == self.source) & (marks.c.entity == self.entity.name)
+        current = connection.scalar(select(marks.c.updated_at).where(key))
+        if current is None:
+            connection.execute(
+                marks.insert().values(
+                    source=self.source,
+                    entity=self.entity.name,
+                    updated_at=newest,
+                    rows_read=rows,
+                    advanced_at=self.now,
+                )
+            )
+            return
+        # Never move backwards: a batch of re-read overlap rows is older than the mark.
+        connection.execute(
+            update(marks)
+            .where(key)
+            .values(
+                updated_at=max(newest, current),
+                rows_read=marks.c.rows_read + rows,
+                advanced_at=self.now,
+            )
+        )
