@@ -44,7 +44,7 @@ def test_a_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     source = settings.sources[0]
     assert source.timezone.key == "Asia/Shanghai"
     assert source.overlap == timedelta(minutes=5)
-    assert source.batch_size == 5000
+    assert source.batch_size == 20_000
     assert source.url == f"sqlite:///{tmp_path.resolve() / 'source.db'}"
     assert settings.store_url == f"sqlite:///{tmp_path.resolve() / 'var' / 'watchdog.db'}"
     assert settings.overdue.grading.warning_days == 2

@@ -7,9 +7,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchdog.sources.entities import ENTITIES, BadValue, content_hash, parse_timestamp
 from watchdog.sources.validation import RowValidator, ValidatedRow
+from watchdog.store.encoding import SQLITE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -153,3 +156,22 @@ def test_the_content_hash_changes_with_content_only() -> None:
     assert not isinstance(changed, str)
     assert content_hash(first.values) == content_hash(again.values)
     assert content_hash(first.values) != content_hash(changed.values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2099, 12, 31)),
+    form=st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y%m%d%H%M%S"]),
+    zone=st.sampled_from(["Asia/Shanghai", "Asia/Kolkata", "America/New_York", "UTC"]),
+)
+def test_the_sqlite_fast_path_stores_the_same_utc_text_as_the_exact_path(
+    moment: datetime, form: str, zone: str
+) -> None:
+    text = moment.strftime(form)
+    validator = RowValidator(ENTITIES["cases"], ZoneInfo(zone), encoding=SQLITE)
+    checked = validator.validate(case_row(accepted_at=text, updated_at=text))
+    assert not isinstance(checked, str)
+    exact = parse_timestamp(text, ZoneInfo(zone)).replace(tzinfo=None)
+    expected = exact.isoformat(sep=" ", timespec="microseconds")
+    assert checked.as_dict()["accepted_at"] == expected
+    assert checked.as_dict()["updated_at"] == expected

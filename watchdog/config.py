@@ -269,7 +269,7 @@ def _read_source(reader: _Reader, index: int, base: Path) -> SourceSettings:
         timezone=zone,
         poll_interval=poll_interval,
         overlap=reader.duration("overlap", "5m"),
-        batch_size=reader.integer("batch_size", 5000, minimum=1),
+        batch_size=reader.integer("batch_size", 20_000, minimum=1),
         queries=_read_queries(reader.table("queries")),
         index=index,
     )

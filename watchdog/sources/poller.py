@@ -135,9 +135,16 @@ class SourcePoller:
                 ).execute(sql, params)
                 columns = [name.lower() for name in rows.keys()]  # noqa: SIM118 (not a dict)
                 self._check_columns(entity, columns, where)
-                validator = RowValidator(entity, self.source.timezone, columns, encoding)
+                validator = RowValidator(
+                    entity,
+                    self.source.timezone,
+                    columns,
+                    encoding,
+                    before=(self.source.name,),
+                    after=(seq,),
+                )
                 for raw_batch in rows.partitions(self.source.batch_size):
-                    batch = self._validate(validator, columns, raw_batch, seq)
+                    batch = self._validate(validator, columns, raw_batch)
                     outcome.rows_read += batch.read
                     outcome.rows_quarantined += len(batch.bad)
                     writer.put(batch)
@@ -149,28 +156,22 @@ class SourcePoller:
         outcome.rows_changed = self._count_changed(entity, seq)
         return outcome
 
+    @staticmethod
     def _validate(
-        self,
-        validator: RowValidator,
-        columns: list[str],
-        raw_batch: Sequence[Sequence[Any]],
-        seq: int,
+        validator: RowValidator, columns: list[str], raw_batch: Sequence[Sequence[Any]]
     ) -> Batch:
-        """Store-ready rows of one batch; this loop runs for every source row."""
+        """Store rows (source, canonical values, change_seq) of one batch."""
         batch = Batch(read=len(raw_batch))
-        source = self.source.name
-        good = batch.rows
-        newest = None
+        good, bad = batch.rows, batch.bad
+        validate = validator.validate_values
         for raw in raw_batch:
-            values = validator.validate_values(raw)
-            if isinstance(values, str):
-                batch.bad.append((dict(zip(columns, raw, strict=True)), values))
-                continue
-            updated_at = values[-1]
-            if newest is None or updated_at > newest:
-                newest = updated_at
-            good.append((source, *values, seq))
-        batch.newest = newest
+            row = validate(raw)
+            if isinstance(row, str):
+                bad.append((dict(zip(columns, raw, strict=True)), row))
+            else:
+                good.append(row)
+        # updated_at is the last canonical value, just before change_seq.
+        batch.newest = max((row[-2] for row in good), default=None)
         return batch
 
     def _count_changed(self, entity: Entity, seq: int) -> int:

@@ -28,7 +28,7 @@ from watchdog.sources.entities import (
     to_int,
     to_text,
 )
-from watchdog.store.encoding import CANONICAL, StoreEncoding
+from watchdog.store.encoding import CANONICAL, SQLITE, StoreEncoding
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class RowValidator:
     """Checks rows of one entity from one source and puts them in the store's form.
 
     Rows arrive as tuples in the order of `columns` (the query's result columns,
-    lower-cased). For each field, in order:
+    lower-cased) and leave as tuples in `Entity.column_names` order, between the
+    constant values `before` and `after` (the store row's other columns), so the
+    caller does not copy every row once more. For each field, in order:
 
     1. null or empty: "missing" if the field is required, else its default;
     2. text is stripped, and blank counts as null;
@@ -61,11 +63,16 @@ class RowValidator:
         zone: ZoneInfo,
         columns: Sequence[str] | None = None,
         encoding: StoreEncoding = CANONICAL,
+        *,
+        before: tuple[Any, ...] = (),
+        after: tuple[Any, ...] = (),
     ) -> None:
         self.entity = entity
         self.names = entity.column_names
         positions = {name: index for index, name in enumerate(columns or self.names)}
-        self.source, namespace = _generate(entity, positions, UtcConverter(zone), encoding)
+        self.source, namespace = _generate(
+            entity, positions, UtcConverter(zone), encoding, before, after
+        )
         exec(compile(self.source, f"<validator {entity.name}>", "exec"), namespace)
         self.validate_values: Callable[[Sequence[Any]], tuple[Any, ...] | str] = namespace[
             "validate"
@@ -80,7 +87,12 @@ class RowValidator:
 
 
 def _generate(
-    entity: Entity, positions: Mapping[str, int], to_utc: UtcConverter, encoding: StoreEncoding
+    entity: Entity,
+    positions: Mapping[str, int],
+    to_utc: UtcConverter,
+    encoding: StoreEncoding,
+    before: tuple[Any, ...],
+    after: tuple[Any, ...],
 ) -> tuple[str, dict[str, Any]]:
     """Source of `validate(row)` and the names it uses."""
     namespace: dict[str, Any] = {
@@ -91,7 +103,9 @@ def _generate(
         "to_utc": to_utc,
         "fixed": to_utc.fixed,
         "LATEST_YEAR": LATEST_YEAR,
+        "HOURS": [f"{hour:02d}" for hour in range(24)],
     }
+    splice = _splice_hours(to_utc, encoding)
     lines = ["def validate(row):"]
     key = Field(entity.key, "text", required=True)
     fields = (key, *entity.fields, Field("updated_at", "timestamp", required=True))
@@ -103,12 +117,17 @@ def _generate(
         if field.kind == "text":
             lines += _text_lines(name, field)
         elif field.kind == "timestamp":
-            lines += _timestamp_lines(name, field)
+            lines += _timestamp_lines(name, field, splice)
         else:
             converter = f"convert{index}"
             namespace[converter] = _converter(field, encoding)
             lines += _converted_lines(name, field, converter)
-    lines.append(f"    return ({', '.join(names)},)")
+    constants = []
+    for index, value in enumerate((*before, *after)):
+        namespace[f"c{index}"] = value
+        constants.append(f"c{index}")
+    front, back = constants[: len(before)], constants[len(before) :]
+    lines.append(f"    return ({', '.join([*front, *names, *back])},)")
     return "\n".join(lines) + "\n", namespace
 
 
@@ -137,9 +156,30 @@ def _converted_lines(name: str, field: Field, converter: str) -> list[str]:
     ]
 
 
-def _timestamp_lines(name: str, field: Field) -> list[str]:
+def _splice_hours(to_utc: UtcConverter, encoding: StoreEncoding) -> int | None:
+    """Hours to subtract by editing text, when the store keeps SQLite's text form and
+    the zone's fixed offset is whole hours; None when that shortcut does not apply."""
+    if encoding is not SQLITE or to_utc.fixed is None:
+        return None
+    seconds = to_utc.fixed.total_seconds()
+    return int(seconds // 3600) if seconds % 3600 == 0 else None
+
+
+def _timestamp_lines(name: str, field: Field, splice: int | None) -> list[str]:
     # Fast path: ISO text, naive, in a fixed-offset zone and a plausible year. Anything
     # else takes UtcConverter's full path, which also produces the precise reasons.
+    convert = [f"            {name} = encode_time(moment - fixed)"]
+    if splice is not None:
+        # "2026-03-02 10:00:00" at +08:00 is "2026-03-02 02:00:00.000000" UTC: when
+        # the UTC hour stays on the same day, only the hour digits change. The text was
+        # validated by fromisoformat above; other forms and day changes take datetimes.
+        convert = [
+            f"            hour = moment.hour - {splice}",
+            f"            if 0 <= hour < 24 and len({name}) == 19 and {name}[10] == ' ':",
+            f"                {name} = {name}[:11] + HOURS[hour] + {name}[13:] + '.000000'",
+            "            else:",
+            f"                {name} = encode_time(moment - fixed)",
+        ]
     return [
         *_empty_lines(name, field),
         "    else:",
@@ -149,7 +189,7 @@ def _timestamp_lines(name: str, field: Field) -> list[str]:
         "            moment = None",
         "        if (moment is not None and moment.tzinfo is None and fixed is not None",
         "                and 1992 <= moment.year < LATEST_YEAR):",
-        f"            {name} = encode_time(moment - fixed)",
+        *convert,
         "        else:",
         f"            try: {name} = encode_time(to_utc({name}))",
         f"            except BadValue as exc: return {field.name + ': '!r} + str(exc)",
