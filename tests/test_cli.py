@@ -187,3 +187,19 @@ def test_the_daemon_stops_gracefully_on_sigterm_and_keeps_serving_good_sources(
     assert "received SIGTERM" in log
     assert log.rstrip().endswith("watchdog stopped")
     assert 'source "gone": cycle failed' in log
+
+
+def test_the_demo_builds_its_county_and_store_from_nothing_and_finds_violations(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for name in ("config.toml", "calendar.toml"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    result = watchdog("demo", "--once", "--cases", "3000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "var" / "demo-source.db").is_file()
+    assert 'source "demo": read ' in result.stdout
+    assert "合计" in result.stdout
+    listed = watchdog("violations", "--format", "jsonl", cwd=tmp_path)
+    severities = {json.loads(line)["severity"] for line in listed.stdout.splitlines()}
+    assert severities == {"warning", "yellow", "red"}
