@@ -202,3 +202,18 @@ def test_a_postgresql_source_session_is_read_only_and_in_the_source_zone(
         with pytest.raises(DBAPIError, match="read-only transaction"):
             connection.execute(text("CREATE TABLE intruder (x int)"))
     engine.dispose()
+
+
+def test_a_query_that_repeats_a_key_keeps_the_newest_row(store: Engine, tmp_path: Path) -> None:
+    path = make_source(tmp_path, [row("C1", "2026-03-05 10:00:00", limit=5)])
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE twice (n INTEGER)")
+        connection.executemany("INSERT INTO twice VALUES (?)", [(1,), (2,)])
+    query = CASES.replace("lim AS promised_limit", "lim + n AS promised_limit").replace(
+        "changed AS updated_at FROM cases",
+        "datetime(changed, '+' || n || ' minutes') AS updated_at FROM cases, twice",
+    )
+    result = poller_for(path, store, query).poll()
+    assert (result.rows_read, result.rows_changed) == (2, 1)
+    with store.connect() as connection:
+        assert connection.scalar(select(schema.cases.c.promised_limit)) == 7

@@ -170,6 +170,18 @@ class SourcePoller:
                 bad.append((dict(zip(columns, raw, strict=True)), row))
             else:
                 good.append(row)
+        # A query whose join repeats a key would make one upsert touch a row twice,
+        # which PostgreSQL refuses for the whole batch: keep the newest occurrence
+        # (rows come in updated_at order, so the last one).
+        keys = {row[1] for row in good}
+        if len(keys) < len(good):
+            log.warning(
+                "%s: %d row(s) repeat a key within one batch (a join in the query?); "
+                "the newest of each is kept",
+                validator.entity.name,
+                len(good) - len(keys),
+            )
+            batch.rows = good = list({row[1]: row for row in good}.values())
         # updated_at is the last canonical value, just before change_seq.
         batch.newest = max((row[-2] for row in good), default=None)
         return batch

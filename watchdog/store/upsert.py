@@ -30,7 +30,7 @@ def upsert_statement(
     elif dialect == "sqlite":
         statement = sqlite.insert(table)
     else:
-        raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
+        raise ValueError(f"the store supports SQLite and PostgreSQL, not {dialect}")
     excluded = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=list(key),
