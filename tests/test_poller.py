@@ -217,3 +217,18 @@ def test_a_query_that_repeats_a_key_keeps_the_newest_row(store: Engine, tmp_path
     assert (result.rows_read, result.rows_changed) == (2, 1)
     with store.connect() as connection:
         assert connection.scalar(select(schema.cases.c.promised_limit)) == 7
+
+
+def test_an_unreachable_postgresql_source_is_a_one_line_error(
+    store: Engine, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path / "unused.db")
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1
+    settings = SourceSettings(**{**settings.__dict__, "url": url})
+    poller = SourcePoller(settings, open_source_engine(settings), store)
+    with pytest.raises(SourceError) as caught:
+        poller.poll()
+    message = str(caught.value)
+    assert message.startswith('source "county": cases query failed: connection failed: ')
+    assert "Connection refused" in message
+    assert "\n" not in message

@@ -13,6 +13,8 @@ from watchdog.config import SourceSettings
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 def open_source_engine(source: SourceSettings) -> Engine:
     """An engine that cannot write to the source where the driver allows it.
@@ -40,7 +42,9 @@ def open_source_engine(source: SourceSettings) -> Engine:
         return create_engine("sqlite://", creator=connect)
     if backend == "postgresql":
         options = f"-c default_transaction_read_only=on -c TimeZone={source.timezone.key}"
-        return create_engine(source.url, connect_args={"options": options}, pool_pre_ping=True)
+        # A host that drops packets would otherwise hold the cycle for minutes.
+        arguments = {"options": options, "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        return create_engine(source.url, connect_args=arguments, pool_pre_ping=True)
     log.warning(
         'source "%s": %s cannot be opened read-only by watchdog; give its account read grants only',
         source.name,
