@@ -1,0 +1,207 @@
+"""The procedure rule (违反程序): the template's steps, in order, by different people.
+
+Pure functions over one case's steps: no database, no clock, no I/O. The caller picks the
+template for the case's matter (or the default one) and passes aware datetimes; times are
+compared as instants, so steps stored with different UTC offsets still order correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+# Canonical step codes (domain.md, "steps"). Templates may also name other codes, because
+# sources keep codes they cannot map ("other codes are kept as they come").
+STEP_CODES = (
+    "accept",
+    "review",
+    "verify",
+    "decide",
+    "complete",
+    "deliver",
+    "site_inspection",
+    "supplement_notice",
+)
+
+FINDINGS = ("before_acceptance", "out_of_order", "same_handler", "step_missing")
+
+# `accept` is acceptance itself, and a 补正告知 comes before acceptance by its nature
+# (《行政许可法》 art. 32): neither can be "too early" for acceptance.
+_MAY_PRECEDE_ACCEPTANCE = frozenset({"accept", "supplement_notice"})
+
+
+@dataclass(frozen=True)
+class ProcedureTemplate:
+    """The required steps of a class of matters, in order, and who must not coincide.
+
+    `distinct_handlers` lists pairs of steps that must be done by different people
+    (承办人 → 审查人 → 审批人), e.g. `(("review", "decide"),)`.
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    distinct_handlers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError(f"procedure template {self.name!r} has no steps")
+        repeated = sorted({step for step in self.steps if self.steps.count(step) > 1})
+        if repeated:
+            raise ValueError(
+                f"procedure template {self.name!r} repeats step(s) {', '.join(repeated)}: "
+                f"got {list(self.steps)}"
+            )
+        for pair in self.distinct_handlers:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ValueError(
+                    f"procedure template {self.name!r}: a distinct-handler pair needs two "
+                    f"different steps, got {list(pair)}"
+                )
+            unknown = [step for step in pair if step not in self.steps]
+            if unknown:
+                raise ValueError(
+                    f"procedure template {self.name!r}: distinct-handler pair {list(pair)} "
+                    f"names step(s) not in the template {list(self.steps)}: "
+                    f"{', '.join(unknown)}"
+                )
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step row of a case. `finished_at` None: not finished (yet)."""
+
+    step_id: str
+    step_code: str
+    finished_at: datetime | None
+    handler_id: str | None
+
+    def __post_init__(self) -> None:
+        if self.finished_at is not None:
+            _require_aware(f"step {self.step_id!r} finished_at", self.finished_at)
+
+
+@dataclass(frozen=True)
+class ProcedureBreach:
+    """One procedure finding of one case; `finding` is one of FINDINGS."""
+
+    finding: str
+    subject: str
+    evidence: Mapping[str, Any]
+
+
+def check_procedure(
+    template: ProcedureTemplate,
+    accepted_at: datetime | None,
+    steps: Sequence[StepRecord],
+    as_of: datetime,
+) -> list[ProcedureBreach]:
+    """The procedure breaches of one case as of `as_of`, sorted by finding, then subject.
+
+    1. Not accepted, or accepted after `as_of` (not happened yet): nothing to check.
+    2. Drop the steps that have not happened: no `finished_at`, or finished after `as_of`.
+    3. Each step code is represented by its earliest occurrence (ties: smallest step_id,
+       so the result does not depend on row order); its handler is that row's handler.
+    4. step_missing: a template step absent while a later template step is present.
+    5. out_of_order: a present template step that finished strictly earlier than a present
+       step placed before it in the template; reported once, on the step that was early.
+    6. before_acceptance: any present step except accept and supplement_notice, in the
+       template or not, that finished strictly before `accepted_at`.
+    7. same_handler: a distinct-handler pair, both present, with the same non-null handler;
+       subject is the two codes in template order joined by a comma.
+    """
+    _require_aware("as_of", as_of)
+    if accepted_at is None:
+        return []
+    _require_aware("accepted_at", accepted_at)
+    if accepted_at > as_of:
+        return []
+
+    seen = _earliest(steps, as_of)
+    position = {code: index for index, code in enumerate(template.steps)}
+    base: dict[str, Any] = {
+        "template": template.name,
+        "template_steps": list(template.steps),
+        "accepted_at": accepted_at.isoformat(),
+        "as_of": as_of.isoformat(),
+    }
+    breaches: list[ProcedureBreach] = []
+
+    for index, code in enumerate(template.steps):
+        later = [seen[c] for c in template.steps[index + 1 :] if c in seen]
+        if code not in seen and later:
+            evidence = {**base, "missing_step": code, "later_steps": _steps(later)}
+            breaches.append(ProcedureBreach("step_missing", code, evidence))
+
+    present = [code for code in template.steps if code in seen]
+    for code in present:
+        step = seen[code]
+        # The steps placed before this one in the template that it finished ahead of.
+        overtaken = [
+            seen[c] for c in present if position[c] < position[code] and _at(seen[c]) > _at(step)
+        ]
+        if overtaken:
+            evidence = {**base, "step": _step(step), "finished_before": _steps(overtaken)}
+            breaches.append(ProcedureBreach("out_of_order", code, evidence))
+
+    for code, step in seen.items():
+        if code not in _MAY_PRECEDE_ACCEPTANCE and _at(step) < accepted_at:
+            evidence = {**base, "step": _step(step)}
+            breaches.append(ProcedureBreach("before_acceptance", code, evidence))
+
+    for pair in _ordered_pairs(template, position):
+        first, second = seen.get(pair[0]), seen.get(pair[1])
+        if first is None or second is None or first.handler_id is None:
+            continue
+        if first.handler_id == second.handler_id:
+            evidence = {**base, "handler_id": first.handler_id, "steps": _steps([first, second])}
+            breaches.append(ProcedureBreach("same_handler", ",".join(pair), evidence))
+
+    breaches.sort(key=lambda breach: (breach.finding, breach.subject))
+    return breaches
+
+
+def _earliest(steps: Sequence[StepRecord], as_of: datetime) -> dict[str, StepRecord]:
+    """The earliest occurrence of each step code that happened by `as_of` (steps 2-3)."""
+    seen: dict[str, StepRecord] = {}
+    for step in steps:
+        if step.finished_at is None or step.finished_at > as_of:
+            continue
+        current = seen.get(step.step_code)
+        if current is None or (step.finished_at, step.step_id) < (_at(current), current.step_id):
+            seen[step.step_code] = step
+    return seen
+
+
+def _ordered_pairs(
+    template: ProcedureTemplate, position: Mapping[str, int]
+) -> list[tuple[str, str]]:
+    """Distinct-handler pairs in template order, each once, however they were written."""
+    pairs = {(a, b) if position[a] < position[b] else (b, a) for a, b in template.distinct_handlers}
+    return sorted(pairs, key=lambda pair: (position[pair[0]], position[pair[1]]))
+
+
+def _at(step: StepRecord) -> datetime:
+    # Only called on steps kept by _earliest, which all have a finished_at.
+    assert step.finished_at is not None
+    return step.finished_at
+
+
+def _step(step: StepRecord) -> dict[str, Any]:
+    return {
+        "step_code": step.step_code,
+        "step_id": step.step_id,
+        "finished_at": _at(step).isoformat(),
+        "handler_id": step.handler_id,
+    }
+
+
+def _steps(steps: Sequence[StepRecord]) -> list[dict[str, Any]]:
+    return [_step(step) for step in steps]
+
+
+def _require_aware(what: str, moment: datetime) -> None:
+    # Naive times would silently compare in an unknown zone; the caller must localise them.
+    if moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {moment.isoformat()}")
