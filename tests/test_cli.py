@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +15,13 @@ import pytest
 
 from tests.test_poller import CASES, make_source, row
 
-CONFIG = """
+RULES = Path(__file__).resolve().parent.parent / "rules"
+CONFIG = f"""
 [store]
 url = "sqlite:///store.db"
+
+[rules]
+dir = "{RULES}"
 
 [[sources]]
 name = "county"
@@ -24,7 +29,7 @@ url = "sqlite:///source.db"
 poll_interval = "1s"
 
 [sources.queries]
-cases = \"\"\"{cases}\"\"\"
+cases = \"\"\"{{cases}}\"\"\"
 """
 
 
@@ -195,6 +200,7 @@ def test_the_demo_builds_its_county_and_store_from_nothing_and_finds_violations(
     root = Path(__file__).resolve().parent.parent
     for name in ("config.toml", "calendar.toml"):
         (tmp_path / name).write_bytes((root / name).read_bytes())
+    shutil.copytree(root / "rules", tmp_path / "rules")
     result = watchdog("demo", "--once", "--cases", "3000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "var" / "demo-source.db").is_file()

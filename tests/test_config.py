@@ -47,7 +47,7 @@ def test_a_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert source.batch_size == 20_000
     assert source.url == f"sqlite:///{tmp_path.resolve() / 'source.db'}"
     assert settings.store_url == f"sqlite:///{tmp_path.resolve() / 'var' / 'watchdog.db'}"
-    assert settings.overdue.grading.warning_days == 2
+    assert settings.rules_dir == tmp_path / "rules"
 
 
 def test_a_bad_duration_is_named_with_file_key_and_value(tmp_path: Path) -> None:
@@ -63,8 +63,8 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
 url = 5
 colour = "red"
 
-[rules.overdue]
-warning_days = -1
+[rules]
+folder = "rules"
 
 [[sources]]
 name = "Bad Name"
@@ -78,7 +78,7 @@ invoices = "SELECT 1"
     assert problems_of(write(tmp_path, text)) == [
         "config.toml: store.url: expected a string, got 5",
         "config.toml: store.colour: unknown key",
-        "config.toml: rules.overdue.warning_days: must be at least 0, got -1",
+        "config.toml: rules.folder: unknown key",
         "config.toml: sources[0].name: expected lower-case letters, digits, '-' or '_', "
         "got 'Bad Name'",
         'config.toml: sources[0].timezone: unknown time zone "Mars/Olympus"',

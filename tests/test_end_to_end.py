@@ -72,9 +72,13 @@ def source(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Fore
 
 def write_config(tmp_path: Path, source: ForeignSource, store_url: str) -> Path:
     queries = "\n".join(f'{name} = """{sql}"""' for name, sql in source.queries().items())
+    rules = Path(__file__).resolve().parent.parent / "rules"
     text = f"""
 [store]
 url = "{store_url}"
+
+[rules]
+dir = "{rules}"
 
 [[sources]]
 name = "county"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine, update
 
 from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.config import Settings
 from watchdog.engine.evaluate import EvaluationResult, evaluate_source
-from watchdog.engine.overdue import OverdueRule
+from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
+from watchdog.engine.rulefiles import load_rules
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import (
     Clock,
@@ -67,7 +68,9 @@ class Watchdog:
         self.store = store or create_store_engine(settings.store_url)
         self.clock = clock
         self.calendar = build_calendar(settings)
-        self.overdue = OverdueRule(settings.overdue, self.calendar)
+        self.rules = load_rules(settings.rules_dir)
+        for problem in self.rules.problems:
+            log.error("rule file skipped: %s", problem)
         self._pollers: dict[str, SourcePoller] = {}
 
     def poller(self, name: str) -> SourcePoller:
@@ -80,13 +83,24 @@ class Watchdog:
     def poll(self, name: str) -> PollResult:
         return self.poller(name).poll()
 
+    def overdue_rule(self, on: date) -> OverdueRule | None:
+        """The overdue rule in force on a date (the first in file order), if any."""
+        for spec in self.rules.of_kind("overdue"):
+            if spec.in_force(on):
+                return OverdueRule(OverdueRuleSettings(spec.id, spec.prepared), self.calendar)
+        return None
+
     def evaluate(
         self, name: str, as_of: datetime, *, record: bool, full: bool = False
     ) -> EvaluationResult:
         source = self.settings.source(name)
+        rule = self.overdue_rule(as_of.astimezone(source.timezone).date())
+        if rule is None:
+            log.warning("no overdue rule in force on %s: nothing to evaluate", as_of.date())
+            return EvaluationResult(name)
         return evaluate_source(
             self.store,
-            self.overdue,
+            rule,
             name,
             source.timezone,
             as_of,

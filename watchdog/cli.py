@@ -185,6 +185,20 @@ def cmd_violations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from watchdog.engine.rulefiles import load_rules
+
+    directory = Path(args.dir) if args.dir else _settings(args).rules_dir
+    rules = load_rules(directory)
+    for problem in rules.problems:
+        print(f"{directory}/{problem}")
+    print(
+        f"{len(rules.rules)} rule(s) loaded from {directory}, {len(rules.problems)} problem(s)",
+        file=sys.stderr,
+    )
+    return 1 if rules.problems else 0
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = create_store_engine(settings.store_url)
@@ -244,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     violations = command("violations", "list the open violations recorded in the store")
     violations.add_argument("--format", choices=("table", "jsonl"), default="table")
     violations.set_defaults(handler=cmd_violations)
+
+    rules = command("rules", "the rule files")
+    rules.add_argument("rules_command", choices=("check",))
+    rules.add_argument("dir", nargs="?", help="rules folder (default: the config's rules.dir)")
+    rules.set_defaults(handler=cmd_rules)
 
     quarantine = command("quarantine", "list rows quarantined for breaking the contract")
     quarantine.add_argument("--limit", type=int, default=50)

@@ -13,14 +13,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from watchdog.clock import GradingPolicy
 
 ENTITY_NAMES = ("cases", "steps", "pauses", "fees", "inspections", "reviews")
 SOURCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -52,16 +50,6 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
-class OverdueRuleSettings:
-    """The overdue rule: its identity in reports and its grading thresholds."""
-
-    rule_id: str = "overdue"
-    title: str = "办件超期"
-    basis: str = "《中华人民共和国行政许可法》第四十二条、第八十二条"
-    grading: GradingPolicy = field(default_factory=GradingPolicy)
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything the daemon and the CLI read from config.toml."""
 
@@ -69,7 +57,7 @@ class Settings:
     store_url: str
     sources: tuple[SourceSettings, ...]
     calendar_overrides: Path | None
-    overdue: OverdueRuleSettings
+    rules_dir: Path
     log_level: str
 
     def source(self, name: str) -> SourceSettings:
@@ -194,7 +182,9 @@ def load_settings(path: Path) -> Settings:
         daemon.problem("log_level", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
     daemon.reject_unknown_keys()
 
-    overdue = _read_overdue_rule(root.table("rules").table("overdue"))
+    rules = root.table("rules")
+    rules_dir = base / (rules.string("dir", "rules") or "rules")
+    rules.reject_unknown_keys()
     sources = _read_sources(root, base)
     root.reject_unknown_keys()
     if problems:
@@ -204,26 +194,9 @@ def load_settings(path: Path) -> Settings:
         store_url=store_url,
         sources=sources,
         calendar_overrides=calendar_overrides,
-        overdue=overdue,
+        rules_dir=rules_dir,
         log_level=log_level,
     )
-
-
-def _read_overdue_rule(table: _Reader) -> OverdueRuleSettings:
-    defaults = OverdueRuleSettings()
-    settings = OverdueRuleSettings(
-        rule_id=table.string("id", defaults.rule_id),
-        title=table.string("title", defaults.title),
-        basis=table.string("basis", defaults.basis),
-        grading=GradingPolicy(
-            warning_days=table.integer("warning_days", defaults.grading.warning_days),
-            red_days_past_promised=table.integer(
-                "red_days_past_promised", defaults.grading.red_days_past_promised
-            ),
-        ),
-    )
-    table.reject_unknown_keys()
-    return settings
 
 
 def _read_sources(root: _Reader, base: Path) -> tuple[SourceSettings, ...]:

@@ -14,8 +14,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from watchdog.calendar import WorkCalendar
-from watchdog.clock import CaseClock, ClockReading, Deadline, PauseSpan, read_clock
-from watchdog.config import OverdueRuleSettings
+from watchdog.clock import (
+    CaseClock,
+    ClockReading,
+    Deadline,
+    GradingPolicy,
+    PauseSpan,
+    read_clock,
+)
 from watchdog.engine.findings import Finding
 
 KIND = "overdue"
@@ -38,6 +44,14 @@ def _on(moment: datetime | None, as_of: datetime, zone: ZoneInfo) -> date | None
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
+
+
+@dataclass(frozen=True)
+class OverdueRuleSettings:
+    """The overdue rule as its rule file states it: its id and grading thresholds."""
+
+    rule_id: str
+    grading: GradingPolicy
 
 
 class OverdueRule:
