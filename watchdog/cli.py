@@ -65,8 +65,10 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Alembic narrates every connection at INFO; the daemon's log is for operators.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Alembic and APScheduler narrate every connection and run at INFO; the daemon's own
+    # one line per cycle is what operators read.
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
