@@ -242,3 +242,51 @@ def test_a_third_cycle_without_source_changes_changes_nothing(
     counts = again.evaluation.counts
     assert (counts.opened, counts.upgraded, counts.resolved) == (0, 0, 0)
     watchdog.close()
+
+
+def step(hjid: str, projid: str, name: str, finished: str, handler: str) -> dict[str, Any]:
+    return {
+        "HJID": hjid,
+        "PROJID": projid,
+        "SPHJMC": name,
+        "BLR": handler,
+        "JSSJ": finished,
+        "GXSJ": finished,
+    }
+
+
+def test_procedure_findings_follow_the_steps_as_they_change(
+    source: ForeignSource, store: Engine, store_url: str, tmp_path: Path
+) -> None:
+    # P1: accepted, then 批准 by the same person who will later do 承办, with 承办 missing.
+    source.upsert("SP_BJXX", case("P1", "2026-03-02 10:00:00", 20))
+    source.upsert("SP_HJXX", step("S1", "P1", "受理", "2026-03-02 10:00:00", "王芳"))
+    source.upsert("SP_HJXX", step("S3", "P1", "批准", "2026-03-04 10:00:00", "李强"))
+    now = [CYCLE_1]
+    watchdog = Watchdog(
+        load_settings(write_config(tmp_path, source, store_url)), store, clock=lambda: now[0]
+    )
+    assert watchdog.run_cycle("county").error is None
+
+    def procedure_violations() -> set[tuple[str, str, str]]:
+        table = schema.violations
+        with store.connect() as connection:
+            rows = connection.execute(
+                select(table.c.finding, table.c.subject, table.c.state).where(
+                    table.c.kind == "procedure"
+                )
+            )
+            return {(r.finding, r.subject, r.state) for r in rows}
+
+    assert procedure_violations() == {("step_missing", "review", "open")}
+
+    # The department records 承办 afterwards, dated after 批准, by the approver himself.
+    source.upsert("SP_HJXX", step("S2", "P1", "承办", "2026-03-05 10:00:00", "李强"))
+    now[0] = CYCLE_2
+    assert watchdog.run_cycle("county").error is None
+    assert procedure_violations() == {
+        ("step_missing", "review", "resolved"),
+        ("out_of_order", "decide", "open"),
+        ("same_handler", "review,decide", "open"),
+    }
+    watchdog.close()

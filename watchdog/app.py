@@ -10,7 +10,13 @@ from sqlalchemy import Engine, update
 
 from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.config import Settings
-from watchdog.engine.evaluate import EvaluationResult, evaluate_source
+from watchdog.engine.case_rules import evaluate_case_rules
+from watchdog.engine.evaluate import (
+    EvaluationResult,
+    evaluate_source,
+    mark_evaluated,
+    sequence_numbers,
+)
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
 from watchdog.engine.rulefiles import load_rules
 from watchdog.sources.connect import open_source_engine
@@ -93,21 +99,47 @@ class Watchdog:
     def evaluate(
         self, name: str, as_of: datetime, *, record: bool, full: bool = False
     ) -> EvaluationResult:
+        """Every rule over one source's stored rows at `as_of`.
+
+        Recording passes look at what changed since the last one (unless `full`) and then
+        mark the source evaluated up to its current poll; dry runs look at everything.
+        """
         source = self.settings.source(name)
-        rule = self.overdue_rule(as_of.astimezone(source.timezone).date())
-        if rule is None:
-            log.warning("no overdue rule in force on %s: nothing to evaluate", as_of.date())
-            return EvaluationResult(name)
-        return evaluate_source(
-            self.store,
-            rule,
-            name,
-            source.timezone,
-            as_of,
-            record=record,
-            full=full,
-            now=self.clock(),
+        poll_seq, evaluated_seq = sequence_numbers(self.store, name)
+        since = None if (full or not record) else evaluated_seq
+        now = self.clock()
+        result = EvaluationResult(name)
+        overdue = self.overdue_rule(as_of.astimezone(source.timezone).date())
+        if overdue is None:
+            log.warning("no overdue rule in force on %s", as_of.date())
+        else:
+            result.add(
+                evaluate_source(
+                    self.store,
+                    overdue,
+                    name,
+                    source.timezone,
+                    as_of,
+                    record=record,
+                    since=since,
+                    now=now,
+                )
+            )
+        result.add(
+            evaluate_case_rules(
+                self.store,
+                self.rules.rules,
+                name,
+                source.timezone,
+                as_of,
+                record=record,
+                since=since,
+                now=now,
+            )
         )
+        if record:
+            mark_evaluated(self.store, name, poll_seq)
+        return result
 
     def run_cycle(self, name: str) -> CycleReport:
         """Poll one source and evaluate it now; a failure is recorded, never raised."""

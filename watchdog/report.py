@@ -46,8 +46,6 @@ def findings_table(findings: Iterable[Finding]) -> str:
     rows = []
     for f in sort_findings(findings):
         evidence = f.evidence
-        late = evidence.get("days_late")
-        remaining = evidence.get("remaining_days")
         rows.append(
             (
                 f.source,
@@ -56,12 +54,20 @@ def findings_table(findings: Iterable[Finding]) -> str:
                 evidence.get("matter_name"),
                 SEVERITY_LABELS[f.severity.value],
                 f.due_date,
-                f"超期 {late} 天" if late else f"剩余 {remaining} 天",
+                _status(f),
                 "是" if f.provisional else "",
             )
         )
-    headers = ("来源", "办件编号", "部门", "事项", "等级", "承诺期限", "状态", "临时")
+    headers = ("来源", "办件编号", "部门", "事项", "等级", "承诺期限", "情况", "临时")
     return format_table(headers, rows)
+
+
+def _status(finding: Finding) -> str:
+    """What the finding is, in a few words: days late or left, or the finding and subject."""
+    if finding.kind == "overdue":
+        late = finding.evidence.get("days_late")
+        return f"超期 {late} 天" if late else f"剩余 {finding.evidence.get('remaining_days')} 天"
+    return f"{finding.finding}: {finding.subject}" if finding.subject else finding.finding
 
 
 def severity_summary(findings: Iterable[Finding]) -> str:

@@ -40,6 +40,13 @@ class EvaluationResult:
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     seconds: float = 0.0
 
+    def add(self, other: EvaluationResult) -> None:
+        """Fold another pass over the same source into this one."""
+        self.cases_evaluated = max(self.cases_evaluated, other.cases_evaluated)
+        self.findings += other.findings
+        self.counts.add(other.counts)
+        self.seconds += other.seconds
+
 
 def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) -> Any:
     cases, pauses = schema.cases, schema.pauses
@@ -85,14 +92,15 @@ def evaluate_source(
     as_of: datetime,
     *,
     record: bool,
-    full: bool = False,
+    since: int | None,
     now: datetime | None = None,
 ) -> EvaluationResult:
-    """Grade the source's cases at `as_of`; record violations when `record` is true."""
+    """Grade the source's cases at `as_of`; record violations when `record` is true.
+
+    `since`: the source's evaluated_seq for an incremental pass, None to grade every case.
+    """
     started = time.monotonic()
     result = EvaluationResult(source)
-    poll_seq, evaluated_seq = _sequence_numbers(store, source)
-    since = None if (full or not record) else evaluated_seq
     query = _candidate_query(source, as_of, since)
     chunk: list[str] = []
     chunk_findings: list[Finding] = []
@@ -126,13 +134,12 @@ def evaluate_source(
         if len(chunk) >= CHUNK_CASES:
             flush()
     flush()
-    if record:
-        _mark_evaluated(store, source, poll_seq)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _sequence_numbers(store: Engine, source: str) -> tuple[int, int]:
+def sequence_numbers(store: Engine, source: str) -> tuple[int, int]:
+    """The source's (poll_seq, evaluated_seq)."""
     state = schema.source_state
     with store.connect() as connection:
         row = connection.execute(
@@ -141,7 +148,8 @@ def _sequence_numbers(store: Engine, source: str) -> tuple[int, int]:
     return (row.poll_seq, row.evaluated_seq) if row else (0, 0)
 
 
-def _mark_evaluated(store: Engine, source: str, poll_seq: int) -> None:
+def mark_evaluated(store: Engine, source: str, poll_seq: int) -> None:
+    """Every change up to `poll_seq` has been evaluated by every rule."""
     state = schema.source_state
     with store.begin() as connection:
         connection.execute(

@@ -1,0 +1,192 @@
+"""Evaluation of the rules that judge one case from its own rows: procedure and fees.
+
+Cases stream from the store in case-id order, in chunks; each chunk's steps and fees
+are read with one query each, every rule in force is applied, and the chunk's findings
+are reconciled per rule in one transaction (or only returned, in a dry run).
+
+Which cases an incremental pass looks at: those whose case row, steps or fees changed
+since the last pass. A case whose rows did not change keeps its verdict: unlike the
+overdue clock, these findings do not move with time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, or_, select
+
+from watchdog.engine.evaluate import CHUNK_CASES, EvaluationResult
+from watchdog.engine.fees import FeeRecord, check_fee
+from watchdog.engine.findings import Finding
+from watchdog.engine.procedure import StepRecord, check_procedure
+from watchdog.engine.rulefiles import RuleSpec
+from watchdog.store import schema
+from watchdog.violations import Scope, reconcile
+
+CASE_KINDS = ("procedure", "fee")
+
+
+def evaluate_case_rules(
+    store: Engine,
+    rules: Sequence[RuleSpec],
+    source: str,
+    zone: ZoneInfo,
+    as_of: datetime,
+    *,
+    record: bool,
+    since: int | None,
+    now: datetime | None = None,
+) -> EvaluationResult:
+    """Apply the procedure and fee rules in force at `as_of` to the source's cases."""
+    started = time.monotonic()
+    result = EvaluationResult(source)
+    on = as_of.astimezone(zone).date()
+    active = [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
+    if not active:
+        return result
+    for chunk in _candidate_chunks(store, source, since):
+        with store.begin() if record else store.connect() as connection:
+            steps = _steps_by_case(connection, source, [c["case_id"] for c in chunk])
+            fees = _fees_by_case(connection, source, [c["case_id"] for c in chunk])
+            for rule in active:
+                findings = [
+                    finding
+                    for case in chunk
+                    for finding in _judge(rule, source, case, steps, fees, as_of, zone)
+                ]
+                if record:
+                    scope = Scope(rule.id, source, [c["case_id"] for c in chunk])
+                    counts = reconcile(connection, scope, findings, at=as_of, now=now or as_of)
+                    result.counts.add(counts)
+                result.findings += findings
+        result.cases_evaluated += len(chunk)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _candidate_chunks(
+    store: Engine, source: str, since: int | None
+) -> Iterator[list[Mapping[str, Any]]]:
+    cases, steps, fees = schema.cases, schema.steps, schema.fees
+    query = select(
+        cases.c.case_id,
+        cases.c.matter_code,
+        cases.c.matter_name,
+        cases.c.dept_code,
+        cases.c.dept_name,
+        cases.c.accepted_at,
+    ).where(cases.c.source == source)
+    if since is not None:
+        query = query.where(
+            or_(
+                cases.c.change_seq > since,
+                cases.c.case_id.in_(
+                    select(steps.c.case_id).where(
+                        steps.c.source == source, steps.c.change_seq > since
+                    )
+                ),
+                cases.c.case_id.in_(
+                    select(fees.c.case_id).where(fees.c.source == source, fees.c.change_seq > since)
+                ),
+            )
+        )
+    with store.connect() as connection:
+        rows = connection.execution_options(yield_per=CHUNK_CASES).execute(
+            query.order_by(cases.c.case_id)
+        )
+        for partition in rows.mappings().partitions(CHUNK_CASES):
+            yield [dict(row) for row in partition]
+
+
+def _steps_by_case(
+    connection: Connection, source: str, case_ids: list[str]
+) -> dict[str, list[StepRecord]]:
+    table = schema.steps
+    grouped: dict[str, list[StepRecord]] = defaultdict(list)
+    query = select(
+        table.c.case_id, table.c.step_id, table.c.step_code, table.c.finished_at, table.c.handler_id
+    ).where(table.c.source == source, table.c.case_id.in_(case_ids))
+    for row in connection.execute(query):
+        grouped[row.case_id].append(
+            StepRecord(row.step_id, row.step_code, row.finished_at, row.handler_id)
+        )
+    return grouped
+
+
+def _fees_by_case(
+    connection: Connection, source: str, case_ids: list[str]
+) -> dict[str, list[Mapping[str, Any]]]:
+    table = schema.fees
+    grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    query = select(table).where(table.c.source == source, table.c.case_id.in_(case_ids))
+    for row in connection.execute(query).mappings():
+        grouped[row["case_id"]].append(dict(row))
+    return grouped
+
+
+def _judge(
+    rule: RuleSpec,
+    source: str,
+    case: Mapping[str, Any],
+    steps: Mapping[str, list[StepRecord]],
+    fees: Mapping[str, list[Mapping[str, Any]]],
+    as_of: datetime,
+    zone: ZoneInfo,
+) -> list[Finding]:
+    """The findings of one rule on one case, graded by the rule's severities."""
+    breaches: list[tuple[str, str, Mapping[str, Any]]] = []
+    if rule.kind == "procedure":
+        template = rule.prepared.for_matter(case["matter_code"])
+        case_steps = steps.get(case["case_id"], [])
+        breaches = [
+            (b.finding, b.subject, b.evidence)
+            for b in check_procedure(template, case["accepted_at"], case_steps, as_of)
+        ]
+    elif rule.kind == "fee":
+        check_minimum = rule.params.check_minimum
+        for fee in fees.get(case["case_id"], []):
+            if fee["charged_at"] > as_of:
+                continue  # not charged yet at the evaluation instant
+            record = FeeRecord(
+                fee_id=fee["fee_id"],
+                fee_code=fee["fee_code"],
+                fee_name=fee["fee_name"],
+                amount=fee["amount"],
+                charged_on=fee["charged_at"].astimezone(zone).date(),
+                matter_code=case["matter_code"],
+            )
+            breaches += [
+                (b.finding, b.subject, b.evidence)
+                for b in check_fee(rule.prepared, record, check_minimum=check_minimum)
+            ]
+    findings = []
+    for finding, subject, evidence in breaches:
+        severity = rule.severity_of(finding)
+        if severity is None:
+            continue
+        findings.append(
+            Finding(
+                rule_id=rule.id,
+                kind=rule.kind,
+                finding=finding,
+                source=source,
+                case_id=case["case_id"],
+                subject=subject,
+                dept_code=case["dept_code"],
+                severity=severity,
+                due_date=None,
+                provisional=False,
+                evidence={
+                    "matter_code": case["matter_code"],
+                    "matter_name": case["matter_name"],
+                    "dept_name": case["dept_name"],
+                    **evidence,
+                },
+            )
+        )
+    return findings
