@@ -17,6 +17,7 @@ from watchdog.engine.evaluate import (
     mark_evaluated,
     sequence_numbers,
 )
+from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
 from watchdog.engine.rulefiles import load_rules
 from watchdog.sources.connect import open_source_engine
@@ -127,6 +128,18 @@ class Watchdog:
             )
         result.add(
             evaluate_case_rules(
+                self.store,
+                self.rules.rules,
+                name,
+                source.timezone,
+                as_of,
+                record=record,
+                since=since,
+                now=now,
+            )
+        )
+        result.add(
+            evaluate_inspection_rules(
                 self.store,
                 self.rules.rules,
                 name,

@@ -39,7 +39,8 @@ class ReconcileCounts:
 
 @dataclass(frozen=True)
 class Scope:
-    """What one evaluation pass looked at: a rule, a source and the cases it checked.
+    """What one evaluation pass looked at: a rule, a source and the cases (or, for
+    inspections, the enterprises) it checked — their scope keys.
 
     Only violations inside the scope can be resolved by the pass; a case that was not
     looked at keeps its violations as they are.
@@ -47,7 +48,7 @@ class Scope:
 
     rule_id: str
     source: str
-    case_ids: Sequence[str]
+    keys: Sequence[str]
 
 
 def reconcile(
@@ -93,7 +94,7 @@ def reconcile(
             )
     for fingerprint, row in stored.items():
         if row.state == OPEN and fingerprint not in found:
-            reason = (notes or {}).get(row.case_id or "", "no longer found")
+            reason = (notes or {}).get(row.scope_key, "no longer found")
             _resolve(connection, row, reason, at, now)
             counts.resolved += 1
     return counts
@@ -102,13 +103,13 @@ def reconcile(
 def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
     table = schema.violations
     rows: dict[str, Row[Any]] = {}
-    ids = list(scope.case_ids)
+    ids = list(scope.keys)
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
         query = select(table).where(
             table.c.rule_id == scope.rule_id,
             table.c.source == scope.source,
-            table.c.case_id.in_(chunk),
+            table.c.scope_key.in_(chunk),
         )
         for row in connection.execute(query):
             rows[row.fingerprint] = row
@@ -125,6 +126,7 @@ def _open(connection: Connection, finding: Finding, at: datetime, now: datetime)
             finding=finding.finding,
             source=finding.source,
             case_id=finding.case_id,
+            scope_key=finding.scope_key,
             subject=finding.subject,
             dept_code=finding.dept_code,
             severity=finding.severity.value,

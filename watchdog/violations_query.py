@@ -30,4 +30,5 @@ def open_findings(store: Engine) -> Iterator[Finding]:
                 due_date=row.due_date,
                 provisional=row.provisional,
                 evidence=row.evidence,
+                target_id=None if row.case_id else row.scope_key,
             )

@@ -193,6 +193,7 @@ def upgrade() -> None:
         sa.Column("finding", sa.String(length=32), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("case_id", sa.String(length=128), nullable=True),
+        sa.Column("scope_key", sa.String(length=128), nullable=False),
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("dept_code", sa.String(length=64), nullable=True),
         sa.Column("severity", sa.String(length=16), nullable=False),
@@ -211,8 +212,11 @@ def upgrade() -> None:
             batch_op.f("ix_violations_dept_code_state"), ["dept_code", "state"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_violations_source_rule_id_case_id"),
-            ["source", "rule_id", "case_id"],
+            batch_op.f("ix_violations_source_case_id"), ["source", "case_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_violations_source_rule_id_scope_key"),
+            ["source", "rule_id", "scope_key"],
             unique=False,
         )
         batch_op.create_index(
@@ -260,7 +264,8 @@ def downgrade() -> None:
     op.drop_table("watermarks")
     with op.batch_alter_table("violations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_violations_state_severity"))
-        batch_op.drop_index(batch_op.f("ix_violations_source_rule_id_case_id"))
+        batch_op.drop_index(batch_op.f("ix_violations_source_rule_id_scope_key"))
+        batch_op.drop_index(batch_op.f("ix_violations_source_case_id"))
         batch_op.drop_index(batch_op.f("ix_violations_dept_code_state"))
 
     op.drop_table("violations")

@@ -30,6 +30,12 @@ class Finding:
     due_date: date | None
     provisional: bool
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    target_id: str | None = None  # the enterprise, for findings not about one case
+
+    @property
+    def scope_key(self) -> str:
+        """The case, or for findings without one the enterprise, this finding is about."""
+        return self.case_id or self.target_id or ""
 
     @property
     def fingerprint(self) -> str:

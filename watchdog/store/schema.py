@@ -199,6 +199,9 @@ violations = Table(
     Column("finding", String(32), nullable=False),
     Column("source", CODE, nullable=False),
     Column("case_id", ID),
+    # What an evaluation pass looks at to find this violation again: the case for
+    # case rules, the enterprise (target_id) for repeat inspections.
+    Column("scope_key", ID, nullable=False),
     Column("subject", Text),
     Column("dept_code", CODE),
     Column("severity", String(16), nullable=False),
@@ -209,7 +212,8 @@ violations = Table(
     Column("due_date", Date),
     Column("provisional", Boolean, nullable=False),
     Column("evidence", JSON, nullable=False),
-    Index(None, "source", "rule_id", "case_id"),
+    Index(None, "source", "rule_id", "scope_key"),
+    Index(None, "source", "case_id"),
     Index(None, "state", "severity"),
     Index(None, "dept_code", "state"),
 )
