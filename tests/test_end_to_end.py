@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from tests.foreign_source import ForeignSource, postgresql_source, sqlite_source
 from watchdog.app import Watchdog
@@ -289,4 +289,26 @@ def test_procedure_findings_follow_the_steps_as_they_change(
         ("out_of_order", "decide", "open"),
         ("same_handler", "review,decide", "open"),
     }
+    watchdog.close()
+
+
+def test_a_failing_rule_pass_is_reported_and_the_other_rules_still_record(
+    source: ForeignSource, store: Engine, store_url: str, tmp_path: Path
+) -> None:
+    source.upsert("SP_BJXX", case("C1", "2026-03-02 10:00:00", 5))
+    watchdog = Watchdog(
+        load_settings(write_config(tmp_path, source, store_url)), store, clock=lambda: CYCLE_1
+    )
+    with store.begin() as connection:  # the fault: a table the fee rule reads is gone
+        connection.execute(text("DROP TABLE fees"))
+    report = watchdog.run_cycle("county")
+    assert report.error is None
+    assert report.evaluation is not None
+    (error,) = report.evaluation.errors
+    assert error.startswith("procedure and fee rules: ")
+    assert "rule errors: procedure and fee rules:" in report.summary()
+    assert violations_by_case(store) == {"C1": ("warning", "open")}  # overdue still recorded
+    with store.connect() as connection:
+        evaluated = connection.scalar(select(schema.source_state.c.evaluated_seq))
+    assert evaluated == 0  # not marked: the next cycle looks at the same changes again
     watchdog.close()

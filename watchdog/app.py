@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -55,7 +56,13 @@ class CycleReport:
             f"({self.poll.rows_changed} changed, {self.poll.rows_quarantined} quarantined), "
             f"evaluated {self.evaluation.cases_evaluated} cases: violations opened "
             f"{counts.opened}, upgraded {counts.upgraded}, resolved {counts.resolved}, "
-            f"reopened {counts.reopened} in "
+            f"reopened {counts.reopened}"
+            + (
+                f", rule errors: {'; '.join(self.evaluation.errors)}"
+                if self.evaluation.errors
+                else ""
+            )
+            + " in "
             f"{self.poll.seconds + self.evaluation.seconds:.2f}s"
         )
 
@@ -104,53 +111,70 @@ class Watchdog:
 
         Recording passes look at what changed since the last one (unless `full`) and then
         mark the source evaluated up to its current poll; dry runs look at everything.
+        A pass that fails is logged with its rule kind and the others still run; the
+        source is then not marked evaluated, so the next cycle looks at the same changes.
         """
         source = self.settings.source(name)
         poll_seq, evaluated_seq = sequence_numbers(self.store, name)
         since = None if (full or not record) else evaluated_seq
         now = self.clock()
+        zone = source.timezone
         result = EvaluationResult(name)
-        overdue = self.overdue_rule(as_of.astimezone(source.timezone).date())
+        overdue = self.overdue_rule(as_of.astimezone(zone).date())
         if overdue is None:
             log.warning("no overdue rule in force on %s", as_of.date())
-        else:
-            result.add(
-                evaluate_source(
+        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+            (
+                "procedure and fee",
+                lambda: evaluate_case_rules(
                     self.store,
-                    overdue,
+                    self.rules.rules,
                     name,
-                    source.timezone,
+                    zone,
                     as_of,
                     record=record,
                     since=since,
                     now=now,
-                )
+                ),
+            ),
+            (
+                "inspection",
+                lambda: evaluate_inspection_rules(
+                    self.store,
+                    self.rules.rules,
+                    name,
+                    zone,
+                    as_of,
+                    record=record,
+                    since=since,
+                    now=now,
+                ),
+            ),
+        ]
+        if overdue is not None:
+            passes.insert(
+                0,
+                (
+                    "overdue",
+                    lambda: evaluate_source(
+                        self.store,
+                        overdue,
+                        name,
+                        zone,
+                        as_of,
+                        record=record,
+                        since=since,
+                        now=now,
+                    ),
+                ),
             )
-        result.add(
-            evaluate_case_rules(
-                self.store,
-                self.rules.rules,
-                name,
-                source.timezone,
-                as_of,
-                record=record,
-                since=since,
-                now=now,
-            )
-        )
-        result.add(
-            evaluate_inspection_rules(
-                self.store,
-                self.rules.rules,
-                name,
-                source.timezone,
-                as_of,
-                record=record,
-                since=since,
-                now=now,
-            )
-        )
-        if record:
+        for kind, run in passes:
+            try:
+                result.add(run())
+            except Exception as exc:  # one failing rule must not stop the others
+                log.exception('source "%s": %s rules failed: %s', name, kind, first_line(exc))
+                result.errors.append(f"{kind} rules: {first_line(exc)}")
+        if record and not result.errors:
             mark_evaluated(self.store, name, poll_seq)
         return result
 

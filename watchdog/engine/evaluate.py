@@ -39,6 +39,7 @@ class EvaluationResult:
     findings: list[Finding] = field(default_factory=list)
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # rule passes that failed
 
     def add(self, other: EvaluationResult) -> None:
         """Fold another pass over the same source into this one."""
@@ -46,6 +47,7 @@ class EvaluationResult:
         self.findings += other.findings
         self.counts.add(other.counts)
         self.seconds += other.seconds
+        self.errors += other.errors
 
 
 def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) -> Any:
