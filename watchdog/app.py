@@ -16,7 +16,7 @@ from watchdog.engine.evaluate import (
     EvaluationResult,
     evaluate_source,
     mark_evaluated,
-    sequence_numbers,
+    read_baseline,
 )
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
@@ -115,8 +115,10 @@ class Watchdog:
         source is then not marked evaluated, so the next cycle looks at the same changes.
         """
         source = self.settings.source(name)
-        poll_seq, evaluated_seq = sequence_numbers(self.store, name)
-        since = None if (full or not record) else evaluated_seq
+        baseline = read_baseline(self.store, name)
+        incremental = record and not full and baseline.evaluated_at is not None
+        since = baseline.evaluated_seq if incremental else None
+        last = baseline.evaluated_at if incremental else None
         now = self.clock()
         zone = source.timezone
         result = EvaluationResult(name)
@@ -134,6 +136,7 @@ class Watchdog:
                     as_of,
                     record=record,
                     since=since,
+                    last=last,
                     now=now,
                 ),
             ),
@@ -147,6 +150,7 @@ class Watchdog:
                     as_of,
                     record=record,
                     since=since,
+                    last=last,
                     now=now,
                 ),
             ),
@@ -164,6 +168,7 @@ class Watchdog:
                         as_of,
                         record=record,
                         since=since,
+                        last=last,
                         now=now,
                     ),
                 ),
@@ -175,7 +180,7 @@ class Watchdog:
                 log.exception('source "%s": %s rules failed: %s', name, kind, first_line(exc))
                 result.errors.append(f"{kind} rules: {first_line(exc)}")
         if record and not result.errors:
-            mark_evaluated(self.store, name, poll_seq)
+            mark_evaluated(self.store, name, baseline.poll_seq, as_of)
         return result
 
     def run_cycle(self, name: str) -> CycleReport:

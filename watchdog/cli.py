@@ -127,7 +127,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = Path(url.database)
     if args.regenerate or not path.exists():
         log.info("generating the demo county (%d cases) into %s", args.cases, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         summary = generate_demo_source(path, cases=args.cases, seed=args.seed)
         log.info("demo source ready: %s", summary)
     store = create_store_engine(settings.store_url)

@@ -151,6 +151,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("poll_seq", sa.Integer(), nullable=False),
         sa.Column("evaluated_seq", sa.Integer(), nullable=False),
+        sa.Column("evaluated_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "last_poll_started_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True
         ),

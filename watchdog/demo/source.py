@@ -160,6 +160,7 @@ def generate_demo_source(
     if cases < 0 or batch_size < 1 or end < start:
         raise ValueError("need cases >= 0, batch_size >= 1 and start <= end")
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
     db = sqlite3.connect(partial)

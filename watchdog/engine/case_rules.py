@@ -5,8 +5,9 @@ are read with one query each, every rule in force is applied, and the chunk's fi
 are reconciled per rule in one transaction (or only returned, in a dry run).
 
 Which cases an incremental pass looks at: those whose case row, steps or fees changed
-since the last pass. A case whose rows did not change keeps its verdict: unlike the
-overdue clock, these findings do not move with time.
+since the last pass, and those open at the last pass's instant or completed since
+(their steps and fees dated after that instant have come into effect since). A case
+completed before the last pass, whose rows did not change, keeps its verdict.
 """
 
 from __future__ import annotations
@@ -40,16 +41,21 @@ def evaluate_case_rules(
     *,
     record: bool,
     since: int | None,
+    last: datetime | None = None,
     now: datetime | None = None,
 ) -> EvaluationResult:
-    """Apply the procedure and fee rules in force at `as_of` to the source's cases."""
+    """Apply the procedure and fee rules in force at `as_of` to the source's cases.
+
+    `since` and `last`: the evaluated_seq and instant of the last pass, for an
+    incremental pass; None for every case.
+    """
     started = time.monotonic()
     result = EvaluationResult(source)
     on = as_of.astimezone(zone).date()
     active = [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
     if not active:
         return result
-    for chunk in _candidate_chunks(store, source, since):
+    for chunk in _candidate_chunks(store, source, since, last):
         with store.begin() if record else store.connect() as connection:
             steps = _steps_by_case(connection, source, [c["case_id"] for c in chunk])
             fees = _fees_by_case(connection, source, [c["case_id"] for c in chunk])
@@ -70,7 +76,7 @@ def evaluate_case_rules(
 
 
 def _candidate_chunks(
-    store: Engine, source: str, since: int | None
+    store: Engine, source: str, since: int | None, last: datetime | None
 ) -> Iterator[list[Mapping[str, Any]]]:
     cases, steps, fees = schema.cases, schema.steps, schema.fees
     query = select(
@@ -81,9 +87,11 @@ def _candidate_chunks(
         cases.c.dept_name,
         cases.c.accepted_at,
     ).where(cases.c.source == source)
-    if since is not None:
+    if since is not None and last is not None:
         query = query.where(
             or_(
+                cases.c.completed_at.is_(None),
+                cases.c.completed_at > last,
                 cases.c.change_seq > since,
                 cases.c.case_id.in_(
                     select(steps.c.case_id).where(

@@ -6,9 +6,10 @@ stored violations in one transaction; in dry-run mode (`watchdog evaluate`) the
 findings are only returned.
 
 Which cases a recording pass looks at: every case in full mode; otherwise the cases
-still open at the instant (their clock keeps running) and the cases whose row or
-pauses changed since the last pass (`change_seq` above the source's `evaluated_seq`).
-A case completed before the instant whose data did not change cannot change verdict.
+still open at the instant (their clock keeps running) or completed since the last pass
+(their verdict settles), and the cases whose row or pauses changed since the last pass
+(`change_seq` above the source's `evaluated_seq`). A case completed before the last
+pass whose data did not change cannot change verdict.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class EvaluationResult:
         self.errors += other.errors
 
 
-def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) -> Any:
+def _candidate_query(
+    source: str, as_of: datetime, evaluated_seq: int | None, last: datetime | None
+) -> Any:
     cases, pauses = schema.cases, schema.pauses
     pause_columns = [pauses.c[name] for name in _PAUSE_COLUMNS]
     join = cases.outerjoin(
@@ -65,7 +68,8 @@ def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) ->
             or_(
                 and_(
                     cases.c.accepted_at.is_not(None),
-                    or_(cases.c.completed_at.is_(None), cases.c.completed_at > as_of),
+                    # Open now, or completed since the last pass (its verdict settles).
+                    or_(cases.c.completed_at.is_(None), cases.c.completed_at > (last or as_of)),
                 ),
                 cases.c.change_seq > evaluated_seq,
                 cases.c.case_id.in_(changed_pauses),
@@ -95,15 +99,17 @@ def evaluate_source(
     *,
     record: bool,
     since: int | None,
+    last: datetime | None = None,
     now: datetime | None = None,
 ) -> EvaluationResult:
     """Grade the source's cases at `as_of`; record violations when `record` is true.
 
-    `since`: the source's evaluated_seq for an incremental pass, None to grade every case.
+    `since` and `last`: the evaluated_seq and instant of the last pass, for an
+    incremental pass; `since` None grades every case.
     """
     started = time.monotonic()
     result = EvaluationResult(source)
-    query = _candidate_query(source, as_of, since)
+    query = _candidate_query(source, as_of, since, last)
     chunk: list[str] = []
     chunk_findings: list[Finding] = []
     notes: dict[str, str] = {}
@@ -140,20 +146,34 @@ def evaluate_source(
     return result
 
 
-def sequence_numbers(store: Engine, source: str) -> tuple[int, int]:
-    """The source's (poll_seq, evaluated_seq)."""
+@dataclass(frozen=True)
+class Baseline:
+    """Where the last recording pass left a source: what it had seen, and when."""
+
+    poll_seq: int  # the source's poll now
+    evaluated_seq: int  # changes up to this poll have been evaluated
+    evaluated_at: datetime | None  # the instant of the last recording pass
+
+
+def read_baseline(store: Engine, source: str) -> Baseline:
     state = schema.source_state
     with store.connect() as connection:
         row = connection.execute(
-            select(state.c.poll_seq, state.c.evaluated_seq).where(state.c.source == source)
+            select(state.c.poll_seq, state.c.evaluated_seq, state.c.evaluated_at).where(
+                state.c.source == source
+            )
         ).first()
-    return (row.poll_seq, row.evaluated_seq) if row else (0, 0)
+    if row is None:
+        return Baseline(0, 0, None)
+    return Baseline(row.poll_seq, row.evaluated_seq, row.evaluated_at)
 
 
-def mark_evaluated(store: Engine, source: str, poll_seq: int) -> None:
-    """Every change up to `poll_seq` has been evaluated by every rule."""
+def mark_evaluated(store: Engine, source: str, poll_seq: int, at: datetime) -> None:
+    """Every change up to `poll_seq` has been evaluated by every rule, at instant `at`."""
     state = schema.source_state
     with store.begin() as connection:
         connection.execute(
-            update(state).where(state.c.source == source).values(evaluated_seq=poll_seq)
+            update(state)
+            .where(state.c.source == source)
+            .values(evaluated_seq=poll_seq, evaluated_at=at)
         )

@@ -2,7 +2,8 @@
 
 A repeat is judged over all of one enterprise's inspections, so the scope of a pass is
 a set of enterprises (target ids): every enterprise in a full pass, and in an
-incremental one the enterprises with an inspection that changed since the last pass.
+incremental one the enterprises with an inspection that changed since the last pass or
+that is dated after the last pass's instant (it has come into effect since).
 Enterprises are taken in chunks; each chunk's inspections are read with one query,
 every rule in force is applied, and the findings are reconciled per rule.
 """
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from watchdog.engine.evaluate import EvaluationResult
 from watchdog.engine.findings import Finding
@@ -35,6 +36,7 @@ def evaluate_inspection_rules(
     *,
     record: bool,
     since: int | None,
+    last: datetime | None = None,
     now: datetime | None = None,
 ) -> EvaluationResult:
     """Apply the inspection rules in force at `as_of` to the source's enterprises."""
@@ -45,7 +47,7 @@ def evaluate_inspection_rules(
     if not active:
         return result
     names = _department_names(store, source)
-    for targets in _target_chunks(store, source, since):
+    for targets in _target_chunks(store, source, since, last):
         records = _inspections(store, source, targets, as_of, zone)
         for rule in active:
             findings = [
@@ -93,11 +95,13 @@ def _department_names(store: Engine, source: str) -> dict[str, str]:
         return {row.dept_code: row.dept_name for row in connection.execute(query)}
 
 
-def _target_chunks(store: Engine, source: str, since: int | None) -> Iterator[list[str]]:
+def _target_chunks(
+    store: Engine, source: str, since: int | None, last: datetime | None
+) -> Iterator[list[str]]:
     table = schema.inspections
     query = select(table.c.target_id).where(table.c.source == source).distinct()
-    if since is not None:
-        query = query.where(table.c.change_seq > since)
+    if since is not None and last is not None:
+        query = query.where(or_(table.c.change_seq > since, table.c.inspected_at > last))
     with store.connect() as connection:
         targets = sorted(connection.scalars(query))
     for start in range(0, len(targets), CHUNK_TARGETS):

@@ -171,6 +171,9 @@ source_state = Table(
     Column("source", CODE, primary_key=True),
     Column("poll_seq", Integer, nullable=False),
     Column("evaluated_seq", Integer, nullable=False),
+    # The instant of the last recording pass: events dated between it and the next
+    # pass's instant "happen" without any row changing, so those cases are looked at.
+    Column("evaluated_at", UTCDateTime()),
     Column("last_poll_started_at", UTCDateTime()),
     Column("last_success_at", UTCDateTime()),
     Column("last_error", Text),
