@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
+from watchdog.engine.evaluate import EvaluationPass
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.rulefiles import load_rules
 from watchdog.store import schema
@@ -46,9 +47,9 @@ def inspect(
 
 
 def run(store: Engine, since: int | None) -> tuple[int, int]:
-    result = evaluate_inspection_rules(
-        store, RULES, "county", SHANGHAI, AS_OF, record=True, since=since
-    )
+    last = None if since is None else datetime(2026, 1, 1, tzinfo=UTC)
+    run = EvaluationPass(store, "county", SHANGHAI, AS_OF, True, since=since, last=last)
+    result = evaluate_inspection_rules(run, RULES)
     return result.counts.opened, result.counts.resolved
 
 

@@ -13,8 +13,9 @@ from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.config import Settings
 from watchdog.engine.case_rules import evaluate_case_rules
 from watchdog.engine.evaluate import (
+    EvaluationPass,
     EvaluationResult,
-    evaluate_source,
+    evaluate_overdue,
     mark_evaluated,
     read_baseline,
 )
@@ -117,65 +118,31 @@ class Watchdog:
         source = self.settings.source(name)
         baseline = read_baseline(self.store, name)
         incremental = record and not full and baseline.evaluated_at is not None
-        since = baseline.evaluated_seq if incremental else None
-        last = baseline.evaluated_at if incremental else None
-        now = self.clock()
         zone = source.timezone
         result = EvaluationResult(name)
+        run = EvaluationPass(
+            self.store,
+            name,
+            zone,
+            as_of,
+            record,
+            since=baseline.evaluated_seq if incremental else None,
+            last=baseline.evaluated_at if incremental else None,
+            now=self.clock(),
+        )
+        rules = self.rules.rules
+        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+            ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
+            ("inspection", lambda: evaluate_inspection_rules(run, rules)),
+        ]
         overdue = self.overdue_rule(as_of.astimezone(zone).date())
         if overdue is None:
             log.warning("no overdue rule in force on %s", as_of.date())
-        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
-            (
-                "procedure and fee",
-                lambda: evaluate_case_rules(
-                    self.store,
-                    self.rules.rules,
-                    name,
-                    zone,
-                    as_of,
-                    record=record,
-                    since=since,
-                    last=last,
-                    now=now,
-                ),
-            ),
-            (
-                "inspection",
-                lambda: evaluate_inspection_rules(
-                    self.store,
-                    self.rules.rules,
-                    name,
-                    zone,
-                    as_of,
-                    record=record,
-                    since=since,
-                    last=last,
-                    now=now,
-                ),
-            ),
-        ]
-        if overdue is not None:
-            passes.insert(
-                0,
-                (
-                    "overdue",
-                    lambda: evaluate_source(
-                        self.store,
-                        overdue,
-                        name,
-                        zone,
-                        as_of,
-                        record=record,
-                        since=since,
-                        last=last,
-                        now=now,
-                    ),
-                ),
-            )
-        for kind, run in passes:
+        else:
+            passes.insert(0, ("overdue", lambda: evaluate_overdue(run, overdue)))
+        for kind, evaluate_pass in passes:
             try:
-                result.add(run())
+                result.add(evaluate_pass())
             except Exception as exc:  # one failing rule must not stop the others
                 log.exception('source "%s": %s rules failed: %s', name, kind, first_line(exc))
                 result.errors.append(f"{kind} rules: {first_line(exc)}")

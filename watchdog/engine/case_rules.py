@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, or_, select
 
-from watchdog.engine.evaluate import CHUNK_CASES, EvaluationResult
+from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
 from watchdog.engine.fees import FeeRecord, check_fee
 from watchdog.engine.findings import Finding
 from watchdog.engine.procedure import StepRecord, check_procedure
@@ -32,23 +32,10 @@ from watchdog.violations import Scope, reconcile
 CASE_KINDS = ("procedure", "fee")
 
 
-def evaluate_case_rules(
-    store: Engine,
-    rules: Sequence[RuleSpec],
-    source: str,
-    zone: ZoneInfo,
-    as_of: datetime,
-    *,
-    record: bool,
-    since: int | None,
-    last: datetime | None = None,
-    now: datetime | None = None,
-) -> EvaluationResult:
-    """Apply the procedure and fee rules in force at `as_of` to the source's cases.
-
-    `since` and `last`: the evaluated_seq and instant of the last pass, for an
-    incremental pass; None for every case.
-    """
+def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> EvaluationResult:
+    """Apply the procedure and fee rules in force at the pass's instant to its cases."""
+    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
+    since, last, now = run.since, run.last, run.now
     started = time.monotonic()
     result = EvaluationResult(source)
     on = as_of.astimezone(zone).date()

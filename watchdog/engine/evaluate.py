@@ -33,6 +33,28 @@ CHUNK_CASES = 2000
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
 
 
+@dataclass(frozen=True)
+class EvaluationPass:
+    """One evaluation of one source's stored rows: where, at which instant, what to see.
+
+    `since` and `last` are the evaluated_seq and the instant of the last recording pass,
+    for an incremental pass; with `since` None a pass looks at everything.
+    """
+
+    store: Engine
+    source: str
+    zone: ZoneInfo
+    as_of: datetime
+    record: bool
+    since: int | None = None
+    last: datetime | None = None
+    now: datetime | None = None  # wall clock for the record; the instant if not given
+
+    @property
+    def incremental(self) -> bool:
+        return self.since is not None and self.last is not None
+
+
 @dataclass
 class EvaluationResult:
     source: str
@@ -90,23 +112,10 @@ def _cases_with_pauses(
             yield members[0], pauses
 
 
-def evaluate_source(
-    store: Engine,
-    rule: OverdueRule,
-    source: str,
-    zone: ZoneInfo,
-    as_of: datetime,
-    *,
-    record: bool,
-    since: int | None,
-    last: datetime | None = None,
-    now: datetime | None = None,
-) -> EvaluationResult:
-    """Grade the source's cases at `as_of`; record violations when `record` is true.
-
-    `since` and `last`: the evaluated_seq and instant of the last pass, for an
-    incremental pass; `since` None grades every case.
-    """
+def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:
+    """Grade the source's cases at the pass's instant; record violations if it records."""
+    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
+    since, last, now = run.since, run.last, run.now
     started = time.monotonic()
     result = EvaluationResult(source)
     query = _candidate_query(source, as_of, since, last)

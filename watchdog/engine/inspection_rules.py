@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, or_, select
 
-from watchdog.engine.evaluate import EvaluationResult
+from watchdog.engine.evaluate import EvaluationPass, EvaluationResult
 from watchdog.engine.findings import Finding
 from watchdog.engine.inspections import InspectionRecord, find_repeats
 from watchdog.engine.rulefiles import RuleSpec
@@ -27,19 +27,10 @@ from watchdog.violations import Scope, reconcile
 CHUNK_TARGETS = 2000
 
 
-def evaluate_inspection_rules(
-    store: Engine,
-    rules: Sequence[RuleSpec],
-    source: str,
-    zone: ZoneInfo,
-    as_of: datetime,
-    *,
-    record: bool,
-    since: int | None,
-    last: datetime | None = None,
-    now: datetime | None = None,
-) -> EvaluationResult:
-    """Apply the inspection rules in force at `as_of` to the source's enterprises."""
+def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> EvaluationResult:
+    """Apply the inspection rules in force at the pass's instant to its enterprises."""
+    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
+    since, last, now = run.since, run.last, run.now
     started = time.monotonic()
     result = EvaluationResult(source)
     on = as_of.astimezone(zone).date()
