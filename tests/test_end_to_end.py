@@ -25,6 +25,7 @@ cycle 2 at 2026-03-16 18:00, after the department changed things
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -311,4 +312,51 @@ def test_a_failing_rule_pass_is_reported_and_the_other_rules_still_record(
     with store.connect() as connection:
         evaluated = connection.scalar(select(schema.source_state.c.evaluated_seq))
     assert evaluated == 0  # not marked: the next cycle looks at the same changes again
+    watchdog.close()
+
+
+def test_an_edited_rule_file_takes_effect_at_the_next_cycle(
+    source: ForeignSource,
+    store: Engine,
+    store_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "rules", rules)
+    config = write_config(tmp_path, source, store_url)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            f'dir = "{Path(__file__).resolve().parent.parent / "rules"}"', 'dir = "rules"'
+        ),
+        encoding="utf-8",
+    )
+    # Accepted Mon 3/2 with a promised limit of 5: due 3/9; on 3/4 three days remain
+    # (3/5, 3/6, 3/9), so no warning at 2 days but a warning at 3.
+    source.upsert("SP_BJXX", case("C1", "2026-03-02 10:00:00", 5))
+    # C2, completed before the first cycle, skipped 承办: the procedure rule is not in
+    # force yet, so only a full pass after the edit can find it.
+    source.upsert(
+        "SP_BJXX", case("C2", "2026-03-02 10:00:00", 5, BJSJ="2026-03-03 10:00:00", BJJG="1")
+    )
+    source.upsert("SP_HJXX", step("S21", "C2", "受理", "2026-03-02 10:00:00", "王芳"))
+    source.upsert("SP_HJXX", step("S22", "C2", "批准", "2026-03-03 09:00:00", "李强"))
+    procedure = rules / "procedure.toml"
+    text = procedure.read_text(encoding="utf-8")
+    procedure.write_text(text.replace("in_force_from = 2020", "in_force_from = 2027"), "utf-8")
+    moment = datetime(2026, 3, 4, 18, 0, tzinfo=SHANGHAI)
+    watchdog = Watchdog(load_settings(config), store, clock=lambda: moment)
+    assert watchdog.run_cycle("county").error is None
+    assert violations_by_case(store) == {}
+    procedure.write_text(text, encoding="utf-8")
+    overdue = rules / "overdue.toml"
+    overdue.write_text(
+        overdue.read_text(encoding="utf-8").replace("warning_days = 2", "warning_days = 3"),
+        encoding="utf-8",
+    )
+    with caplog.at_level("WARNING", logger="watchdog.app"):
+        assert watchdog.run_cycle("county").error is None
+    assert violations_by_case(store) == {"C1": ("warning", "open"), "C2": ("red", "open")}
+    assert "rules reloaded from" in caplog.text
+    assert "changed overdue, procedure, removed none" in caplog.text
     watchdog.close()

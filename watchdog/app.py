@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,7 +22,7 @@ from watchdog.engine.evaluate import (
 )
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
-from watchdog.engine.rulefiles import load_rules
+from watchdog.engine.rulefiles import folder_fingerprint, load_rules
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import (
     Clock,
@@ -83,6 +84,10 @@ class Watchdog:
         self.store = store or create_store_engine(settings.store_url)
         self.clock = clock
         self.calendar = build_calendar(settings)
+        self._rules_lock = threading.Lock()
+        # Sources whose next evaluation must look at every case: a changed rule may
+        # judge cases that no incremental pass would look at again.
+        self._full_next: set[str] = set()
         self.rules = load_rules(settings.rules_dir)
         for problem in self.rules.problems:
             log.error("rule file skipped: %s", problem)
@@ -97,6 +102,37 @@ class Watchdog:
 
     def poll(self, name: str) -> PollResult:
         return self.poller(name).poll()
+
+    def reload_rules_if_changed(self) -> bool:
+        """Load the rules folder again if any file in it changed; log what changed.
+
+        Called at the start of each cycle, so an edited rule takes effect at the next
+        cycle without a restart. A broken file is reported and skipped as at start.
+        """
+        with self._rules_lock:
+            if folder_fingerprint(self.settings.rules_dir) == self.rules.fingerprint:
+                return False
+            before = self.rules
+            self.rules = load_rules(self.settings.rules_dir)
+            self._full_next = {source.name for source in self.settings.sources}
+        old = {rule.id: rule.file.name for rule in before.rules}
+        new = {rule.id: rule.file.name for rule in self.rules.rules}
+        changed_files = {
+            name
+            for name, digest in self.rules.digests.items()
+            if before.digests.get(name) != digest
+        }
+        changed = sorted(i for i in old.keys() & new.keys() if new[i] in changed_files)
+        log.warning(
+            "rules reloaded from %s: added %s, changed %s, removed %s",
+            self.settings.rules_dir,
+            ", ".join(sorted(new.keys() - old.keys())) or "none",
+            ", ".join(changed) or "none (reference data only)",
+            ", ".join(sorted(old.keys() - new.keys())) or "none",
+        )
+        for problem in self.rules.problems:
+            log.error("rule file skipped: %s", problem)
+        return True
 
     def overdue_rule(self, on: date) -> OverdueRule | None:
         """The overdue rule in force on a date (the first in file order), if any."""
@@ -154,8 +190,14 @@ class Watchdog:
         """Poll one source and evaluate it now; a failure is recorded, never raised."""
         report = CycleReport(name)
         try:
+            self.reload_rules_if_changed()
             report.poll = self.poll(name)
-            report.evaluation = self.evaluate(name, self.clock(), record=True)
+            with self._rules_lock:
+                full = name in self._full_next
+            report.evaluation = self.evaluate(name, self.clock(), record=True, full=full)
+            if not report.evaluation.errors:
+                with self._rules_lock:
+                    self._full_next.discard(name)
         except SourceError as exc:
             report.error = str(exc)
         except Exception as exc:  # one source's failure must not stop the others

@@ -65,7 +65,8 @@ class RuleSet:
 
     rules: tuple[RuleSpec, ...]
     problems: tuple[str, ...]
-    digests: Mapping[str, str]  # file name → sha256, to see what changed on reload
+    digests: Mapping[str, str]  # rule file name → sha256, to see what changed on reload
+    fingerprint: str = ""  # one digest over every file of the folder, data files included
 
     def of_kind(self, kind: str) -> tuple[RuleSpec, ...]:
         return tuple(rule for rule in self.rules if rule.kind == kind)
@@ -94,7 +95,19 @@ def load_rules(directory: Path) -> RuleSet:
         for rule in loaded:
             seen[rule.id] = path.name
         rules += loaded
-    return RuleSet(tuple(rules), tuple(problems), MappingProxyType(digests))
+    return RuleSet(
+        tuple(rules), tuple(problems), MappingProxyType(digests), folder_fingerprint(directory)
+    )
+
+
+def folder_fingerprint(directory: Path) -> str:
+    """A digest of every TOML file under the rules folder (names and contents), so a
+    change to a rule file or to its reference data is noticed without parsing."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*.toml")) if directory.is_dir() else ():
+        digest.update(str(path.relative_to(directory)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _load_file(path: Path, content: bytes, directory: Path) -> tuple[list[RuleSpec], list[str]]:
