@@ -22,7 +22,6 @@ from watchdog.report import (
     findings_table,
     format_table,
     severity_summary,
-    sort_findings,
     write_jsonl,
 )
 from watchdog.sources.poller import SourceError
@@ -176,7 +175,7 @@ def cmd_violations(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = create_store_engine(settings.store_url)
     require_current_schema(store)
-    findings = sort_findings(open_findings(store))
+    findings = list(open_findings(store))  # both outputs sort
     if args.format == "jsonl":
         write_jsonl(findings, sys.stdout)
     else:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -164,7 +165,13 @@ def parse_timestamp(value: Any, zone: ZoneInfo) -> datetime:
     business systems ("20260302093000", "20260302"). Placeholder dates such as
     0001-01-01 or 9999-12-31, common in business systems, are refused as implausible.
     """
-    return UtcConverter(zone)(value).replace(tzinfo=UTC)
+    return converter_for(zone)(value).replace(tzinfo=UTC)
+
+
+@cache
+def converter_for(zone: ZoneInfo) -> UtcConverter:
+    """One converter per zone: building one probes the zone's offsets over a century."""
+    return UtcConverter(zone)
 
 
 class UtcConverter:

@@ -23,6 +23,7 @@ from watchdog.sources.entities import (
     Entity,
     Field,
     UtcConverter,
+    converter_for,
     to_choice,
     to_decimal,
     to_int,
@@ -71,7 +72,7 @@ class RowValidator:
         self.names = entity.column_names
         positions = {name: index for index, name in enumerate(columns or self.names)}
         self.source, namespace = _generate(
-            entity, positions, UtcConverter(zone), encoding, before, after
+            entity, positions, converter_for(zone), encoding, before, after
         )
         exec(compile(self.source, f"<validator {entity.name}>", "exec"), namespace)
         self.validate_values: Callable[[Sequence[Any]], tuple[Any, ...] | str] = namespace[
