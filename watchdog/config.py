@@ -9,7 +9,6 @@ Secrets stay out of the file: any string may reference an environment variable a
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,22 +16,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from watchdog.tomlreader import ConfigError, TableReader, parse_duration
+
+__all__ = ["ConfigError", "Settings", "SourceSettings", "load_settings", "parse_duration"]
 
 ENTITY_NAMES = ("cases", "steps", "pauses", "fees", "inspections", "reviews")
 SOURCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class ConfigError(Exception):
-    """One or more problems in a configuration file, each naming file, key and value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -67,93 +58,6 @@ class Settings:
         raise KeyError(name)
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse "500ms", "60s", "5m", "2h" or "1d"; raise ValueError otherwise."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(text)
-    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
-
-
-class _Reader:
-    """Reads typed values out of one TOML table and records problems instead of raising."""
-
-    def __init__(self, file: str, path: str, data: Mapping[str, Any], problems: list[str]):
-        self.file = file
-        self.path = path
-        self.data = data
-        self.problems = problems
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(f"{self.file}: {self.key(name)}: {message}")
-
-    def raw(self, name: str) -> Any:
-        self.seen.add(name)
-        return self.data.get(name)
-
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
-        value = self.raw(name)
-        if value is None:
-            if required:
-                self.problem(name, "is required")
-            return default or ""
-        if not isinstance(value, str):
-            self.problem(name, f"expected a string, got {value!r}")
-            return default or ""
-        return self._substitute_environment(name, value)
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(name, f"expected an integer, got {value!r}")
-            return default
-        if value < minimum:
-            self.problem(name, f"must be at least {minimum}, got {value}")
-            return default
-        return value
-
-    def duration(self, name: str, default: str) -> timedelta:
-        value = self.raw(name)
-        text = default if value is None else value
-        if not isinstance(text, str):
-            self.problem(name, f'expected a duration like "60s", got {value!r}')
-            return parse_duration(default)
-        try:
-            return parse_duration(text)
-        except ValueError:
-            self.problem(name, f'expected a duration like "60s", got "{text}"')
-            return parse_duration(default)
-
-    def table(self, name: str) -> _Reader:
-        value = self.raw(name)
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            self.problem(name, f"expected a table, got {value!r}")
-            value = {}
-        return _Reader(self.file, self.key(name), value, self.problems)
-
-    def reject_unknown_keys(self) -> None:
-        for name in sorted(set(self.data) - self.seen):
-            self.problem(name, "unknown key")
-
-    def _substitute_environment(self, name: str, value: str) -> str:
-        def lookup(match: re.Match[str]) -> str:
-            variable = match.group(1)
-            if variable not in os.environ:
-                self.problem(name, f"environment variable {variable} is not set")
-                return ""
-            return os.environ[variable]
-
-        return _ENV_REFERENCE.sub(lookup, value)
-
-
 def load_settings(path: Path) -> Settings:
     """Read and validate a config file; raise ConfigError listing every problem."""
     file = path.name
@@ -164,7 +68,7 @@ def load_settings(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{file}: invalid TOML: {exc}"]) from None
     problems: list[str] = []
-    root = _Reader(file, "", data, problems)
+    root = TableReader(file, "", data, problems)
     base = path.parent
 
     store = root.table("store")
@@ -199,7 +103,7 @@ def load_settings(path: Path) -> Settings:
     )
 
 
-def _read_sources(root: _Reader, base: Path) -> tuple[SourceSettings, ...]:
+def _read_sources(root: TableReader, base: Path) -> tuple[SourceSettings, ...]:
     raw_sources = root.raw("sources")
     if raw_sources is None:
         root.problem("sources", "at least one [[sources]] entry is required")
@@ -210,7 +114,7 @@ def _read_sources(root: _Reader, base: Path) -> tuple[SourceSettings, ...]:
     sources: list[SourceSettings] = []
     names: set[str] = set()
     for index, raw in enumerate(raw_sources):
-        reader = _Reader(root.file, f"sources[{index}]", raw, root.problems)
+        reader = TableReader(root.file, f"sources[{index}]", raw, root.problems)
         if not isinstance(raw, dict):
             root.problem(f"sources[{index}]", f"expected a table, got {raw!r}")
             continue
@@ -222,7 +126,7 @@ def _read_sources(root: _Reader, base: Path) -> tuple[SourceSettings, ...]:
     return tuple(sources)
 
 
-def _read_source(reader: _Reader, index: int, base: Path) -> SourceSettings:
+def _read_source(reader: TableReader, index: int, base: Path) -> SourceSettings:
     name = reader.string("name", required=True)
     if name and not SOURCE_NAME_PATTERN.match(name):
         reader.problem("name", f"expected lower-case letters, digits, '-' or '_', got {name!r}")
@@ -250,7 +154,7 @@ def _read_source(reader: _Reader, index: int, base: Path) -> SourceSettings:
     return source
 
 
-def _read_queries(table: _Reader) -> Mapping[str, str]:
+def _read_queries(table: TableReader) -> Mapping[str, str]:
     queries: dict[str, str] = {}
     for entity in ENTITY_NAMES:
         query = table.string(entity)

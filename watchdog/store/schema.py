@@ -235,6 +235,105 @@ violation_events = Table(
     Column("evidence", JSON),
 )
 
+# When an evaluation pass must look at a case again although none of its rows changed:
+# the next instant its clock may cross a grading threshold (warning, due date, red due
+# date) or an event dated in the future at the last pass (a completion, a pause, a step,
+# a fee) comes into effect. Incremental passes find those cases by the index on
+# (source, pass, check_at) instead of scanning every open case.
+case_checks = Table(
+    "case_checks",
+    metadata,
+    Column("source", CODE, primary_key=True),
+    Column("pass", String(16), primary_key=True),  # overdue | case
+    Column("case_id", ID, primary_key=True),
+    Column("check_at", UTCDateTime(), nullable=False),
+    Index(None, "source", "pass", "check_at"),
+)
+
+# Rectification notices (整改通知书). Numbers are drawn from `notice_counters` in the
+# transaction that inserts the notice, so a rolled-back notice returns its number and
+# the sequence of a year has no gaps; the counter row is locked while drawn.
+notice_counters = Table(
+    "notice_counters",
+    metadata,
+    Column("prefix", String(32), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(64), nullable=False, unique=True),  # JC-2026-000123
+    Column("year", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # rectification | escalation
+    # The earlier notice this one follows: the yellow notice of a red upgrade, or the
+    # notice an escalation (督办) is about.
+    Column("refers_to_id", ForeignKey("notices.id")),
+    Column("dept_code", CODE, nullable=False),
+    Column("dept_name", Text),
+    Column("severity", String(16), nullable=False),
+    # issued | delivered | acknowledged | rectified | closed | escalated
+    Column("state", String(16), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("deadline", Date),  # rectify by this date (working days from issue)
+    Column("reply", Text),  # the department's rectification reply
+    Column("escalated_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "state", "deadline"),
+    Index(None, "dept_code", "state"),
+)
+
+# The violations a notice is about: one, or a department's daily digest of several.
+notice_violations = Table(
+    "notice_violations",
+    metadata,
+    Column("notice_id", ForeignKey("notices.id"), primary_key=True),
+    Column("violation_id", ForeignKey("violations.id"), primary_key=True, index=True),
+)
+
+notice_events = Table(
+    "notice_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", ForeignKey("notices.id"), nullable=False, index=True),
+    Column("event", String(16), nullable=False),
+    Column("state_from", String(16)),
+    Column("state_to", String(16)),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", Text, nullable=False),  # --by, or "watchdog" for the daemon
+    Column("detail", Text),
+)
+
+# The outbox: one row per notice and recipient, written with the notice. A sender
+# claims a row with a conditional update, records the attempt before sending, and
+# records the outcome after; a row left "sending" by a killed daemon is reconciled
+# on restart, never silently sent again.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", ForeignKey("notices.id"), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("role", String(8), nullable=False),  # to | cc
+    Column("state", String(16), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_by", Text),
+    Column("claimed_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("permanent", Boolean, nullable=False),  # the last error will not go away
+    Column("delivered_at", UTCDateTime()),
+    Column("message_id", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("notice_id", "recipient"),
+    Index(None, "state", "next_attempt_at"),
+)
+
 ENTITY_TABLES = {
     "cases": cases,
     "steps": steps,
