@@ -35,6 +35,7 @@ from watchdog.sources.poller import (
 )
 from watchdog.store import schema
 from watchdog.store.database import create_store_engine
+from watchdog.violations import ViolationListener
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Watchdog:
         for problem in self.rules.problems:
             log.error("rule file skipped: %s", problem)
         self._pollers: dict[str, SourcePoller] = {}
+        # Hears every violation change inside the transaction that records it (notices).
+        self.violation_listener: ViolationListener | None = None
 
     def poller(self, name: str) -> SourcePoller:
         if name not in self._pollers:
@@ -165,6 +168,7 @@ class Watchdog:
             since=baseline.evaluated_seq if incremental else None,
             last=baseline.evaluated_at if incremental else None,
             now=self.clock(),
+            listener=self.violation_listener if record else None,
         )
         rules = self.rules.rules
         passes: list[tuple[str, Callable[[], EvaluationResult]]] = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row, insert, select, update
 
@@ -38,6 +38,30 @@ class ReconcileCounts:
 
 
 @dataclass(frozen=True)
+class ViolationChange:
+    """One violation event, as told to a listener in the transaction that records it.
+
+    `finding` is what was found (None for `resolved`); `severity_from` is None for
+    `opened` and `reopened`.
+    """
+
+    violation_id: int
+    event: str  # opened | upgraded | reopened | resolved
+    severity_from: str | None
+    severity_to: str | None
+    finding: Finding | None
+    at: datetime
+
+
+class ViolationListener(Protocol):
+    """Called by `reconcile` with the changes it made, on its connection and inside its
+    transaction, so what the listener writes (notices, the outbox) commits or rolls
+    back with the violations. Raising rolls the whole chunk back."""
+
+    def __call__(self, connection: Connection, changes: Sequence[ViolationChange]) -> None: ...
+
+
+@dataclass(frozen=True)
 class Scope:
     """What one evaluation pass looked at: a rule, a source and the cases (or, for
     inspections, the enterprises) it checked — their scope keys.
@@ -59,6 +83,7 @@ def reconcile(
     at: datetime,
     now: datetime,
     notes: Mapping[str, str] | None = None,
+    listener: ViolationListener | None = None,
 ) -> ReconcileCounts:
     """Bring the stored violations of `scope` in line with `findings` found at `at`.
 
@@ -68,8 +93,10 @@ def reconcile(
        only the evidence (a grade once reached stays).
     4. An open violation in the scope without a finding is resolved, with the reason
        the rule gave for the case (`notes`) when there is one.
+    5. The listener, if any, hears every change made, in this transaction.
     """
     counts = ReconcileCounts()
+    changes: list[ViolationChange] = []
     table = schema.violations
     stored = _load(connection, scope)
     found: set[str] = set()
@@ -77,14 +104,18 @@ def reconcile(
         fingerprint = finding.fingerprint
         found.add(fingerprint)
         row = stored.get(fingerprint)
+        severity = finding.severity.value
         if row is None:
-            _open(connection, finding, at, now)
+            violation_id = _open(connection, finding, at, now)
+            changes.append(ViolationChange(violation_id, "opened", None, severity, finding, at))
             counts.opened += 1
         elif row.state == RESOLVED:
-            _change(connection, row, finding, "reopened", finding.severity.value, at, now)
+            _change(connection, row, finding, "reopened", severity, at, now)
+            changes.append(ViolationChange(row.id, "reopened", None, severity, finding, at))
             counts.reopened += 1
-        elif _RANK[finding.severity.value] > _RANK[row.severity]:
-            _change(connection, row, finding, "upgraded", finding.severity.value, at, now)
+        elif _RANK[severity] > _RANK[row.severity]:
+            _change(connection, row, finding, "upgraded", severity, at, now)
+            changes.append(ViolationChange(row.id, "upgraded", row.severity, severity, finding, at))
             counts.upgraded += 1
         else:
             connection.execute(
@@ -96,7 +127,10 @@ def reconcile(
         if row.state == OPEN and fingerprint not in found:
             reason = (notes or {}).get(row.scope_key, "no longer found")
             _resolve(connection, row, reason, at, now)
+            changes.append(ViolationChange(row.id, "resolved", row.severity, None, None, at))
             counts.resolved += 1
+    if listener is not None and changes:
+        listener(connection, changes)
     return counts
 
 
@@ -116,7 +150,7 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
     return rows
 
 
-def _open(connection: Connection, finding: Finding, at: datetime, now: datetime) -> None:
+def _open(connection: Connection, finding: Finding, at: datetime, now: datetime) -> int:
     table = schema.violations
     inserted = connection.execute(
         insert(table).values(
@@ -139,7 +173,9 @@ def _open(connection: Connection, finding: Finding, at: datetime, now: datetime)
         )
     ).inserted_primary_key
     assert inserted is not None
-    _event(connection, inserted[0], "opened", None, finding.severity.value, at, now, finding)
+    violation_id: int = inserted[0]
+    _event(connection, violation_id, "opened", None, finding.severity.value, at, now, finding)
+    return violation_id
 
 
 def _change(

@@ -42,7 +42,7 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
     active = [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
     if not active:
         return result
-    for chunk in _candidate_chunks(store, source, since, last):
+    for chunk in candidate_chunks(store, source, since, last):
         with store.begin() if record else store.connect() as connection:
             steps = _steps_by_case(connection, source, [c["case_id"] for c in chunk])
             fees = _fees_by_case(connection, source, [c["case_id"] for c in chunk])
@@ -54,7 +54,14 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
                 ]
                 if record:
                     scope = Scope(rule.id, source, [c["case_id"] for c in chunk])
-                    counts = reconcile(connection, scope, findings, at=as_of, now=now or as_of)
+                    counts = reconcile(
+                        connection,
+                        scope,
+                        findings,
+                        at=as_of,
+                        now=now or as_of,
+                        listener=run.listener,
+                    )
                     result.counts.add(counts)
                 result.findings += findings
         result.cases_evaluated += len(chunk)
@@ -62,9 +69,10 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
     return result
 
 
-def _candidate_chunks(
+def candidate_chunks(
     store: Engine, source: str, since: int | None, last: datetime | None
 ) -> Iterator[list[Mapping[str, Any]]]:
+    """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id."""
     cases, steps, fees = schema.cases, schema.steps, schema.fees
     query = select(
         cases.c.case_id,

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, and_, or_, select, update
 from watchdog.engine.findings import Finding
 from watchdog.engine.overdue import OverdueRule
 from watchdog.store import schema
-from watchdog.violations import ReconcileCounts, Scope, reconcile
+from watchdog.violations import ReconcileCounts, Scope, ViolationListener, reconcile
 
 CHUNK_CASES = 2000
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
@@ -49,6 +49,7 @@ class EvaluationPass:
     since: int | None = None
     last: datetime | None = None
     now: datetime | None = None  # wall clock for the record; the instant if not given
+    listener: ViolationListener | None = None  # hears each violation change, in its transaction
 
     @property
     def incremental(self) -> bool:
@@ -133,6 +134,7 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
                     at=as_of,
                     now=now or as_of,
                     notes=notes,
+                    listener=run.listener,
                 )
             result.counts.add(counts)
         result.findings.extend(chunk_findings)

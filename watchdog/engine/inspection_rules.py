@@ -67,6 +67,7 @@ def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) ->
                         findings,
                         at=as_of,
                         now=now or as_of,
+                        listener=run.listener,
                     )
                 result.counts.add(counts)
             result.findings += findings
