@@ -13,6 +13,7 @@ from sqlalchemy import Engine, update
 from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.config import Settings
 from watchdog.engine.case_rules import evaluate_case_rules
+from watchdog.engine.checks import schedule_events
 from watchdog.engine.evaluate import (
     EvaluationPass,
     EvaluationResult,
@@ -39,6 +40,8 @@ from watchdog.violations import ViolationListener
 
 log = logging.getLogger(__name__)
 
+DISABLE_AFTER_CASES = 20  # fewer failures than this may be bad data, not a broken rule
+
 
 @dataclass
 class CycleReport:
@@ -63,6 +66,11 @@ class CycleReport:
             + (
                 f", rule errors: {'; '.join(self.evaluation.errors)}"
                 if self.evaluation.errors
+                else ""
+            )
+            + (
+                f", rules failed on {self.evaluation.rule_failures} case(s)"
+                if self.evaluation.rule_failures
                 else ""
             )
             + " in "
@@ -92,6 +100,9 @@ class Watchdog:
         self.rules = load_rules(settings.rules_dir)
         for problem in self.rules.problems:
             log.error("rule file skipped: %s", problem)
+        # Rules that failed on every case, by id → their file's name; kept until the file
+        # changes (see `_disable_failing_rules`).
+        self.disabled_rules: dict[str, str] = {}
         self._pollers: dict[str, SourcePoller] = {}
         # Hears every violation change inside the transaction that records it (notices).
         self.violation_listener: ViolationListener | None = None
@@ -118,6 +129,10 @@ class Watchdog:
             before = self.rules
             self.rules = load_rules(self.settings.rules_dir)
             self._full_next = {source.name for source in self.settings.sources}
+            for rule_id, file_name in list(self.disabled_rules.items()):
+                if self.rules.digests.get(file_name) != before.digests.get(file_name):
+                    del self.disabled_rules[rule_id]
+                    log.warning('rule "%s" enabled again: %s changed', rule_id, file_name)
         old = {rule.id: rule.file.name for rule in before.rules}
         new = {rule.id: rule.file.name for rule in self.rules.rules}
         changed_files = {
@@ -140,7 +155,7 @@ class Watchdog:
     def overdue_rule(self, on: date) -> OverdueRule | None:
         """The overdue rule in force on a date (the first in file order), if any."""
         for spec in self.rules.of_kind("overdue"):
-            if spec.in_force(on):
+            if spec.in_force(on) and spec.id not in self.disabled_rules:
                 return OverdueRule(OverdueRuleSettings(spec.id, spec.prepared), self.calendar)
         return None
 
@@ -170,7 +185,7 @@ class Watchdog:
             now=self.clock(),
             listener=self.violation_listener if record else None,
         )
-        rules = self.rules.rules
+        rules = tuple(rule for rule in self.rules.rules if rule.id not in self.disabled_rules)
         passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
             ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
             ("inspection", lambda: evaluate_inspection_rules(run, rules)),
@@ -187,8 +202,37 @@ class Watchdog:
                 log.exception('source "%s": %s rules failed: %s', name, kind, first_line(exc))
                 result.errors.append(f"{kind} rules: {first_line(exc)}")
         if record and not result.errors:
+            try:
+                with self.store.begin() as connection:
+                    schedule_events(connection, name, as_of, run.since if incremental else None)
+            except Exception as exc:
+                log.exception('source "%s": cannot schedule future events', name)
+                result.errors.append(f"event checks: {first_line(exc)}")
+        if record and not result.errors:
             mark_evaluated(self.store, name, baseline.poll_seq, as_of)
+        self._disable_failing_rules(name, result)
         return result
+
+    def _disable_failing_rules(self, source: str, result: EvaluationResult) -> None:
+        """A rule that failed on every case it was applied to (at least
+        DISABLE_AFTER_CASES of them) is broken, not unlucky: stop running it until its
+        file changes, and say so."""
+        for rule_id, stats in result.rules.items():
+            if stats.failed_everywhere and stats.applied >= DISABLE_AFTER_CASES:
+                spec = next((r for r in self.rules.rules if r.id == rule_id), None)
+                if spec is None or rule_id in self.disabled_rules:
+                    continue
+                with self._rules_lock:
+                    self.disabled_rules[rule_id] = spec.file.name
+                log.error(
+                    'rule "%s" disabled: it failed on all %d cases of source "%s" it was '
+                    "applied to (first: %s); it runs again when %s changes",
+                    rule_id,
+                    stats.applied,
+                    source,
+                    stats.first_error,
+                    spec.file,
+                )
 
     def run_cycle(self, name: str) -> CycleReport:
         """Poll one source and evaluate it now; a failure is recorded, never raised."""

@@ -5,9 +5,13 @@ are read with one query each, every rule in force is applied, and the chunk's fi
 are reconciled per rule in one transaction (or only returned, in a dry run).
 
 Which cases an incremental pass looks at: those whose case row, steps or fees changed
-since the last pass, and those open at the last pass's instant or completed since
-(their steps and fees dated after that instant have come into effect since). A case
-completed before the last pass, whose rows did not change, keeps its verdict.
+since the last pass, and those with a row dated after the last pass's instant that has
+come into effect since (their `event` check is due, see `watchdog.engine.checks`). Any
+other case keeps its verdict.
+
+A rule that raises on one case is recorded with the rule and the case; that case is
+left out of the rule's reconciled scope (its violations stay as they were) and the
+other cases and rules go on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, or_, select
 
+from watchdog.engine.checks import EVENT, due_cases
 from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
 from watchdog.engine.fees import FeeRecord, check_fee
 from watchdog.engine.findings import Finding
@@ -35,25 +40,32 @@ CASE_KINDS = ("procedure", "fee")
 def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> EvaluationResult:
     """Apply the procedure and fee rules in force at the pass's instant to its cases."""
     store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
-    since, last, now = run.since, run.last, run.now
+    since, now = run.since, run.now
     started = time.monotonic()
     result = EvaluationResult(source)
     on = as_of.astimezone(zone).date()
     active = [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
     if not active:
         return result
-    for chunk in candidate_chunks(store, source, since, last):
+    for chunk in candidate_chunks(store, source, since if run.incremental else None, as_of):
         with store.begin() if record else store.connect() as connection:
             steps = _steps_by_case(connection, source, [c["case_id"] for c in chunk])
             fees = _fees_by_case(connection, source, [c["case_id"] for c in chunk])
             for rule in active:
-                findings = [
-                    finding
-                    for case in chunk
-                    for finding in _judge(rule, source, case, steps, fees, as_of, zone)
-                ]
+                rule_started = time.monotonic()
+                stats = result.stats(rule.id)
+                findings: list[Finding] = []
+                judged: list[str] = []
+                for case in chunk:
+                    stats.applied += 1
+                    try:
+                        findings += _judge(rule, source, case, steps, fees, as_of, zone)
+                    except Exception as exc:  # one case must not stop the rule or the others
+                        result.rule_failed(rule.id, f"case {case['case_id']}", exc)
+                    else:
+                        judged.append(case["case_id"])
                 if record:
-                    scope = Scope(rule.id, source, [c["case_id"] for c in chunk])
+                    scope = Scope(rule.id, source, judged)
                     counts = reconcile(
                         connection,
                         scope,
@@ -64,15 +76,18 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
                     )
                     result.counts.add(counts)
                 result.findings += findings
+                stats.seconds += time.monotonic() - rule_started
         result.cases_evaluated += len(chunk)
     result.seconds = time.monotonic() - started
     return result
 
 
 def candidate_chunks(
-    store: Engine, source: str, since: int | None, last: datetime | None
+    store: Engine, source: str, since: int | None, as_of: datetime
 ) -> Iterator[list[Mapping[str, Any]]]:
-    """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id."""
+    """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id:
+    every case with `since` None, else those changed since poll `since` or whose event
+    check is due at `as_of`."""
     cases, steps, fees = schema.cases, schema.steps, schema.fees
     query = select(
         cases.c.case_id,
@@ -82,11 +97,10 @@ def candidate_chunks(
         cases.c.dept_name,
         cases.c.accepted_at,
     ).where(cases.c.source == source)
-    if since is not None and last is not None:
+    if since is not None:
         query = query.where(
             or_(
-                cases.c.completed_at.is_(None),
-                cases.c.completed_at > last,
+                cases.c.case_id.in_(due_cases(source, [EVENT], as_of)),
                 cases.c.change_seq > since,
                 cases.c.case_id.in_(
                     select(steps.c.case_id).where(

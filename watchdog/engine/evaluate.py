@@ -6,14 +6,19 @@ stored violations in one transaction; in dry-run mode (`watchdog evaluate`) the
 findings are only returned.
 
 Which cases a recording pass looks at: every case in full mode; otherwise the cases
-still open at the instant (their clock keeps running) or completed since the last pass
-(their verdict settles), and the cases whose row or pauses changed since the last pass
-(`change_seq` above the source's `evaluated_seq`). A case completed before the last
-pass whose data did not change cannot change verdict.
+whose row or pauses changed since the last pass (`change_seq` above the source's
+`evaluated_seq`) and those whose check is due (`watchdog.engine.checks`): the clock
+crossed its next grading threshold, or a row dated in the future at the last pass has
+come into effect. Any other case cannot have changed verdict.
+
+A rule that raises on one case is recorded with the rule and the case, and the other
+cases and rules go on; the failed case keeps its stored violations as they were (it is
+left out of the reconciled scope) until its rows or the rule file change.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,12 +29,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, or_, select, update
 
+from watchdog.engine.checks import EVENT, OVERDUE, due_cases, next_threshold, replace_checks
 from watchdog.engine.findings import Finding
 from watchdog.engine.overdue import OverdueRule
 from watchdog.store import schema
 from watchdog.violations import ReconcileCounts, Scope, ViolationListener, reconcile
 
+log = logging.getLogger(__name__)
+
 CHUNK_CASES = 2000
+LOGGED_FAILURES = 3  # per rule and pass: the first few failures are logged with their case
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
 
 
@@ -57,13 +66,34 @@ class EvaluationPass:
 
 
 @dataclass
+class RuleStats:
+    """One rule in one pass: the cases (or enterprises) it judged, those it failed on."""
+
+    applied: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    first_error: str | None = None  # "case X: message", for the log and the operator
+
+    def add(self, other: RuleStats) -> None:
+        self.applied += other.applied
+        self.failed += other.failed
+        self.seconds += other.seconds
+        self.first_error = self.first_error or other.first_error
+
+    @property
+    def failed_everywhere(self) -> bool:
+        return self.applied > 0 and self.failed == self.applied
+
+
+@dataclass
 class EvaluationResult:
     source: str
     cases_evaluated: int = 0
     findings: list[Finding] = field(default_factory=list)
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)  # rule passes that failed
+    errors: list[str] = field(default_factory=list)  # rule passes that failed as a whole
+    rules: dict[str, RuleStats] = field(default_factory=dict)  # by rule id
 
     def add(self, other: EvaluationResult) -> None:
         """Fold another pass over the same source into this one."""
@@ -72,11 +102,34 @@ class EvaluationResult:
         self.counts.add(other.counts)
         self.seconds += other.seconds
         self.errors += other.errors
+        for rule_id, stats in other.rules.items():
+            self.rules.setdefault(rule_id, RuleStats()).add(stats)
+
+    def stats(self, rule_id: str) -> RuleStats:
+        return self.rules.setdefault(rule_id, RuleStats())
+
+    def rule_failed(self, rule_id: str, key: str, exc: Exception) -> None:
+        """Record that a rule raised on one case (or enterprise) `key`; log the first few."""
+        stats = self.stats(rule_id)
+        stats.failed += 1
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        stats.first_error = stats.first_error or f"{key}: {message}"
+        if stats.failed <= LOGGED_FAILURES:
+            log.error(
+                'source "%s": rule "%s" failed on "%s": %s',
+                self.source,
+                rule_id,
+                key,
+                message,
+                exc_info=stats.failed == 1,
+            )
+
+    @property
+    def rule_failures(self) -> int:
+        return sum(stats.failed for stats in self.rules.values())
 
 
-def _candidate_query(
-    source: str, as_of: datetime, evaluated_seq: int | None, last: datetime | None
-) -> Any:
+def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) -> Any:
     cases, pauses = schema.cases, schema.pauses
     pause_columns = [pauses.c[name] for name in _PAUSE_COLUMNS]
     join = cases.outerjoin(
@@ -89,13 +142,9 @@ def _candidate_query(
         )
         query = query.where(
             or_(
-                and_(
-                    cases.c.accepted_at.is_not(None),
-                    # Open now, or completed since the last pass (its verdict settles).
-                    or_(cases.c.completed_at.is_(None), cases.c.completed_at > (last or as_of)),
-                ),
                 cases.c.change_seq > evaluated_seq,
                 cases.c.case_id.in_(changed_pauses),
+                cases.c.case_id.in_(due_cases(source, [OVERDUE, EVENT], as_of)),
             )
         )
     return query.order_by(cases.c.case_id, pauses.c.started_at, pauses.c.pause_id)
@@ -114,46 +163,61 @@ def _cases_with_pauses(
 
 
 def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:
-    """Grade the source's cases at the pass's instant; record violations if it records."""
+    """Grade the source's cases at the pass's instant; record violations if it records,
+    with each case's next threshold check (`watchdog.engine.checks`)."""
     store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
-    since, last, now = run.since, run.last, run.now
     started = time.monotonic()
     result = EvaluationResult(source)
-    query = _candidate_query(source, as_of, since, last)
+    rule_id = rule.settings.rule_id
+    stats = result.stats(rule_id)
+    query = _candidate_query(source, as_of, run.since if run.incremental else None)
     chunk: list[str] = []
+    failed: set[str] = set()
     chunk_findings: list[Finding] = []
     notes: dict[str, str] = {}
+    checks: dict[str, datetime] = {}
 
     def flush() -> None:
         if record and chunk:
+            judged = [case_id for case_id in chunk if case_id not in failed]
             with store.begin() as connection:
                 counts = reconcile(
                     connection,
-                    Scope(rule.settings.rule_id, source, chunk),
+                    Scope(rule_id, source, judged),
                     chunk_findings,
                     at=as_of,
-                    now=now or as_of,
+                    now=run.now or as_of,
                     notes=notes,
                     listener=run.listener,
                 )
+                replace_checks(connection, source, OVERDUE, chunk, checks)
             result.counts.add(counts)
         result.findings.extend(chunk_findings)
-        chunk.clear()
-        chunk_findings.clear()
-        notes.clear()
+        for pending in (chunk, chunk_findings, notes, checks, failed):
+            pending.clear()
 
     for case, pauses in _cases_with_pauses(store, query):
-        verdict = rule.evaluate(source, case, pauses, as_of, zone)
-        chunk.append(case["case_id"])
+        case_id = case["case_id"]
+        chunk.append(case_id)
         result.cases_evaluated += 1
-        if verdict.finding is not None:
-            chunk_findings.append(verdict.finding)
-        elif record:
-            notes[case["case_id"]] = verdict.note
+        stats.applied += 1
+        try:
+            verdict = rule.evaluate(source, case, pauses, as_of, zone)
+        except Exception as exc:  # one case's bad data must not stop the others
+            failed.add(case_id)
+            result.rule_failed(rule_id, f"case {case_id}", exc)
+        else:
+            if verdict.finding is not None:
+                chunk_findings.append(verdict.finding)
+            elif record:
+                notes[case_id] = verdict.note
+            check = next_threshold(verdict.reading, rule.settings.grading, zone)
+            if check is not None:
+                checks[case_id] = check
         if len(chunk) >= CHUNK_CASES:
             flush()
     flush()
-    result.seconds = time.monotonic() - started
+    result.seconds = stats.seconds = time.monotonic() - started
     return result
 
 

@@ -11,6 +11,7 @@ every rule in force is applied, and the findings are reconciled per rule.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -40,30 +41,45 @@ def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) ->
     names = _department_names(store, source)
     for targets in _target_chunks(store, source, since, last):
         records = _inspections(store, source, targets, as_of, zone)
+        by_target: dict[str, list[InspectionRecord]] = defaultdict(list)
+        for record_ in records:
+            by_target[record_.target_id].append(record_)
         for rule in active:
-            findings = [
-                Finding(
-                    rule_id=rule.id,
-                    kind="inspection",
-                    finding=breach.finding,
-                    source=source,
-                    case_id=None,
-                    subject=breach.subject,
-                    dept_code=breach.dept_code,
-                    severity=severity,
-                    due_date=None,
-                    provisional=False,
-                    evidence={"dept_name": names.get(breach.dept_code), **breach.evidence},
-                    target_id=breach.target_id,
-                )
-                for breach in find_repeats(records, rule.prepared)
-                if (severity := rule.severity_of(breach.finding)) is not None
-            ]
+            rule_started = time.monotonic()
+            stats = result.stats(rule.id)
+            findings: list[Finding] = []
+            judged: list[str] = []
+            for target in targets:
+                stats.applied += 1
+                try:
+                    breaches = find_repeats(by_target.get(target, []), rule.prepared)
+                except Exception as exc:  # one enterprise must not stop the others
+                    result.rule_failed(rule.id, f"enterprise {target}", exc)
+                    continue
+                judged.append(target)
+                findings += [
+                    Finding(
+                        rule_id=rule.id,
+                        kind="inspection",
+                        finding=breach.finding,
+                        source=source,
+                        case_id=None,
+                        subject=breach.subject,
+                        dept_code=breach.dept_code,
+                        severity=severity,
+                        due_date=None,
+                        provisional=False,
+                        evidence={"dept_name": names.get(breach.dept_code), **breach.evidence},
+                        target_id=breach.target_id,
+                    )
+                    for breach in breaches
+                    if (severity := rule.severity_of(breach.finding)) is not None
+                ]
             if record:
                 with store.begin() as connection:
                     counts = reconcile(
                         connection,
-                        Scope(rule.id, source, targets),
+                        Scope(rule.id, source, judged),
                         findings,
                         at=as_of,
                         now=now or as_of,
@@ -71,6 +87,7 @@ def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) ->
                     )
                 result.counts.add(counts)
             result.findings += findings
+            stats.seconds += time.monotonic() - rule_started
     result.seconds = time.monotonic() - started
     return result
 

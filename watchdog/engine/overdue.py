@@ -33,6 +33,7 @@ class Verdict:
 
     finding: Finding | None
     note: str
+    reading: ClockReading | None = None  # None when the case has no clock (yet)
 
 
 def _on(moment: datetime | None, as_of: datetime, zone: ZoneInfo) -> date | None:
@@ -95,7 +96,7 @@ class OverdueRule:
             return Verdict(None, "not accepted yet: no clock")
         evidence = self._evidence(case, clock, reading)
         if reading.severity is None:
-            return Verdict(None, _why_no_finding(clock, reading))
+            return Verdict(None, _why_no_finding(clock, reading), reading)
         finding = Finding(
             rule_id=self.settings.rule_id,
             kind=KIND,
@@ -109,7 +110,7 @@ class OverdueRule:
             provisional=reading.provisional,
             evidence=evidence,
         )
-        return Verdict(finding, "")
+        return Verdict(finding, "", reading)
 
     def _evidence(
         self, case: Mapping[str, Any], clock: CaseClock, reading: ClockReading
