@@ -232,3 +232,36 @@ def test_an_unreachable_postgresql_source_is_a_one_line_error(
     assert message.startswith('source "county": cases query failed: connection failed: ')
     assert "Connection refused" in message
     assert "\n" not in message
+
+
+def schema_differences(store: Engine) -> list[object]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.connect() as connection:
+        return list(compare_metadata(MigrationContext.configure(connection), schema.metadata))
+
+
+def test_a_first_load_builds_the_indexes_after_the_rows_and_a_broken_one_is_repaired(
+    store: Engine, tmp_path: Path
+) -> None:
+    from watchdog.store.bulkload import indexes_deferred
+
+    path = make_source(tmp_path, [row(f"C{i}", "2026-03-02 10:00:00") for i in range(5)])
+    poller = poller_for(path, store)
+    poller.poll()  # empty store: the cases load without their secondary indexes
+    assert stored_ids(store) == [f"C{i}" for i in range(5)]
+    assert schema_differences(store) == []
+
+    # A load that fails rebuilds the indexes on the way out...
+    with pytest.raises(RuntimeError), indexes_deferred(store, schema.steps):
+        assert schema_differences(store) != []
+        raise RuntimeError("source went away")
+    assert schema_differences(store) == []
+    # ... and a process killed during a first load leaves them dropped,
+    for index in schema.steps.indexes:
+        index.drop(store)
+    assert schema_differences(store) != []
+    # ... and the next poller repairs them before its first poll.
+    poller_for(path, store).poll()
+    assert schema_differences(store) == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from watchdog.sources.entities import ENTITIES, Entity
 from watchdog.sources.validation import RowValidator
 from watchdog.sources.writer import Batch, BatchWriter
 from watchdog.store import schema
+from watchdog.store.bulkload import indexes_deferred, is_empty, restore_indexes
 from watchdog.store.encoding import encoding_for
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,14 @@ class SourcePoller:
         self.source_engine = source_engine
         self.store = store
         self.clock = clock
+        self._indexes_checked = False
 
     def poll(self) -> PollResult:
         """Read every entity's new rows; raise SourceError if the source fails."""
         started = time.monotonic()
+        if not self._indexes_checked:
+            restore_indexes(self.store)
+            self._indexes_checked = True
         seq = self._begin_poll()
         result = PollResult(self.source.name, seq)
         for name in ENTITIES:
@@ -128,8 +134,14 @@ class SourcePoller:
         encoding = encoding_for(self.store.dialect.name)
         outcome = EntityPoll(entity.name)
         writer = BatchWriter(self.store, self.source.name, entity, encoding, self.clock())
+        table = schema.ENTITY_TABLES[entity.name]
+        first_load = watermark is None and is_empty(self.store, table)
         try:
-            with self.source_engine.connect() as source_connection, writer:
+            with (
+                indexes_deferred(self.store, table) if first_load else nullcontext(),
+                self.source_engine.connect() as source_connection,
+                writer,
+            ):
                 rows = source_connection.execution_options(
                     yield_per=self.source.batch_size
                 ).execute(sql, params)

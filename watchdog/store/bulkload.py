@@ -1,0 +1,46 @@
+"""The first load of an entity into an empty table, without its secondary indexes.
+
+Keeping four B-trees in order row by row costs the writer most of its time on a first
+load of millions of rows; building an index once over a full table is a sort and far
+cheaper. So when a table is empty, its secondary indexes (not the primary key, which
+the upsert needs) are dropped for the load and built again right after it. A process
+that dies in between leaves them missing: `restore_indexes` recreates any missing
+index and runs before every poller's first poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, Table, select
+
+from watchdog.store import schema
+
+log = logging.getLogger(__name__)
+
+
+def is_empty(store: Engine, table: Table) -> bool:
+    with store.connect() as connection:
+        return connection.execute(select(1).select_from(table).limit(1)).first() is None
+
+
+@contextmanager
+def indexes_deferred(store: Engine, table: Table) -> Iterator[None]:
+    """Drop the table's secondary indexes for the block; build them again after it,
+    whether it succeeded or not."""
+    for index in table.indexes:
+        index.drop(store, checkfirst=True)
+    try:
+        yield
+    finally:
+        for index in table.indexes:
+            index.create(store, checkfirst=True)
+
+
+def restore_indexes(store: Engine) -> None:
+    """Create any secondary index of the entity tables that a dead first load left out."""
+    for table in schema.ENTITY_TABLES.values():
+        for index in table.indexes:
+            index.create(store, checkfirst=True)
