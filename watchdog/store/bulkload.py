@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, Table, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.store import schema
 
@@ -40,7 +41,13 @@ def indexes_deferred(store: Engine, table: Table) -> Iterator[None]:
 
 
 def restore_indexes(store: Engine) -> None:
-    """Create any secondary index of the entity tables that a dead first load left out."""
+    """Create any secondary index of the entity tables that a dead first load left out.
+
+    A failure is logged and left to the next start: queries only get slower without an
+    index, which must not stop polling."""
     for table in schema.ENTITY_TABLES.values():
         for index in table.indexes:
-            index.create(store, checkfirst=True)
+            try:
+                index.create(store, checkfirst=True)
+            except SQLAlchemyError as exc:
+                log.warning("cannot create index %s: %s", index.name, str(exc).splitlines()[0])
