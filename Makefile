@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test check lint format typecheck pytest bench clean
+.PHONY: demo test check lint format typecheck pytest bench clean prometheus chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,27 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) prometheus chromium
 	$(BIN)/pytest
+
+# Prometheus and promtool for tests/test_prometheus.py (Debian package `prometheus`),
+# installed when missing and apt-get is at hand; without them those tests skip, or fail
+# when CI=true.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } || \
+		echo "could not install the Debian package prometheus (needs root); its tests skip"
+
+# Chromium (and a CJK font for its screenshots) for tests/test_web_browser.py, the same way.
+chromium:
+	@dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei; } || \
+		echo "could not install the Debian package chromium (needs root); its tests skip"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.poll_throughput
+	$(BIN)/python -m bench.evaluation --store sqlite
+	$(BIN)/python -m bench.evaluation --store postgresql
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from watchdog.calendar import WorkCalendar
-from watchdog.clock import CaseClock, GradingPolicy, PauseSpan, read_clock
+from watchdog.clock import CaseClock, ClockReading, GradingPolicy, PauseSpan, read_clock
 from watchdog.engine.checks import OVERDUE, next_threshold
 from watchdog.engine.evaluate import EvaluationPass, evaluate_overdue
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
@@ -25,7 +25,7 @@ def at(day: str, hour: int = 18) -> datetime:
     return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+08:00")
 
 
-def reading(clock: CaseClock, on: str):  # type: ignore[no-untyped-def]
+def reading(clock: CaseClock, on: str) -> ClockReading | None:
     return read_clock(clock, date.fromisoformat(on), CALENDAR, POLICY)
 
 

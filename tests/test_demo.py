@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shutil
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import chinese_calendar
 import pytest
 
+from watchdog.cli import main
 from watchdog.demo import (
     DEMO_FEE_CATALOGUE,
     DEPARTMENTS,
@@ -325,12 +328,17 @@ def test_every_kind_of_injected_fee_fault_appears(db: sqlite3.Connection) -> Non
         if item is None:
             found["not in catalogue"] += 1
             continue
-        found["over standard"] += Decimal(f["SFJE"]) > item.max_amount
+        amount = Decimal(f["SFJE"])
+        found["over standard"] += amount > item.max_amount
         found["not in force"] += item.valid_to is not None and charged > item.valid_to
         found["refused case"] += f["BJJG"] == "2"
-        found["lawful"] += f["BJJG"] == "1" and Decimal(f["SFJE"]) <= item.max_amount
-        assert not item.matter_codes or f["ITEMNO"] in item.matter_codes
-    for kind in ("not in catalogue", "over standard", "refused case"):
+        found["not applicable"] += bool(item.matter_codes) and f["ITEMNO"] not in item.matter_codes
+        found["above minimum"] += (
+            item.charge_at_minimum and item.min_amount is not None and amount > item.min_amount
+        )
+        found["lawful"] += f["BJJG"] == "1" and amount <= item.max_amount
+    kinds = ("not in catalogue", "over standard", "refused case", "not applicable", "above minimum")
+    for kind in kinds:
         assert 1 <= found[kind] <= 0.1 * len(fees), (kind, dict(found))
     assert found["lawful"] > 0.8 * len(fees)
     assert all(re.match(r"^\d+\.\d\d$", f["SFJE"]) for f in fees)
@@ -363,3 +371,41 @@ def test_inspections_have_joint_groups_exempt_kinds_and_a_few_repeats(
     assert 1 <= repeats <= 0.1 * len(inspections)
     firms = {r["TYSHXYDM"] for r in inspections}
     assert all(len(code) == 18 for code in firms)
+
+
+def test_the_demo_county_shows_every_finding_code_of_every_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watchdog evaluate --format jsonl` on the demo county (deterministic seed) lists
+    findings of every code of every rule kind, pattern rules included."""
+    root = Path(__file__).resolve().parent.parent
+    generate_demo_source(tmp_path / "var" / "demo-source.db", cases=6_000)
+    shutil.copytree(root / "rules", tmp_path / "rules")
+    shutil.copy(root / "calendar.toml", tmp_path / "calendar.toml")
+    shutil.copy(root / "config.toml", tmp_path / "config.toml")
+    config = str(tmp_path / "config.toml")
+    assert main(["db", "upgrade", "--config", config]) == 0
+    capsys.readouterr()
+    as_of = "2026-11-30T18:00:00+08:00"
+    assert main(["evaluate", "--config", config, "--as-of", as_of, "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["kind"], r["finding"]) for r in records} == {
+        ("overdue", "overdue"),
+        ("procedure", "step_missing"),
+        ("procedure", "out_of_order"),
+        ("procedure", "before_acceptance"),
+        ("procedure", "same_handler"),
+        ("fee", "not_in_catalogue"),
+        ("fee", "not_in_force"),
+        ("fee", "over_standard"),
+        ("fee", "not_applicable"),
+        ("fee", "above_minimum"),
+        ("inspection", "repeat"),
+        ("pattern", "repeated_supplement_notice"),
+        ("pattern", "fee_on_refusal"),
+    }
+    by_finding = {r["finding"]: r for r in records}
+    assert by_finding["above_minimum"]["severity"] == "warning"
+    assert by_finding["not_applicable"]["severity"] == "yellow"
+    assert by_finding["fee_on_refusal"]["severity"] == "red"
+    assert by_finding["repeated_supplement_notice"]["severity"] == "yellow"

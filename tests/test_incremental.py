@@ -43,5 +43,5 @@ def test_cycles_over_months_record_what_one_full_evaluation_finds(
         full = watchdog.evaluate("demo", instant, record=False).findings
         assert recorded == {f.fingerprint: f.severity for f in full}, instant
     kinds = {f.kind for f in open_findings(store)}
-    assert kinds == {"overdue", "procedure", "fee", "inspection"}
+    assert kinds == {"overdue", "procedure", "fee", "inspection", "pattern"}
     watchdog.close()

@@ -58,7 +58,7 @@ def test_a_rule_failing_on_one_case_keeps_that_case_as_it_was(
         )
     assert victim is not None and before
 
-    def fails_on_victim(template, accepted_at, steps, as_of):  # type: ignore[no-untyped-def]
+    def fails_on_victim(template, accepted_at, steps, as_of):
         if any(step.step_id.startswith(victim) for step in steps):
             raise ZeroDivisionError("bad step data")
         return check_procedure(template, accepted_at, steps, as_of)
@@ -80,7 +80,7 @@ def test_a_rule_failing_on_every_case_is_disabled_until_its_file_changes(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def always_fails(template, accepted_at, steps, as_of):  # type: ignore[no-untyped-def]
+    def always_fails(template, accepted_at, steps, as_of):
         raise KeyError("review")
 
     monkeypatch.setattr(case_rules, "check_procedure", always_fails)

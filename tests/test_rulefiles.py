@@ -21,7 +21,10 @@ def test_the_shipped_rules_load_without_problems() -> None:
     rules = load_rules(ROOT / "rules")
     assert rules.problems == ()
     assert sorted((r.id, r.kind) for r in rules.rules) == [
+        ("data-altered", "data_altered"),
+        ("fee-on-refusal", "pattern"),
         ("fees", "fee"),
+        ("one-time-notice", "pattern"),
         ("overdue", "overdue"),
         ("procedure", "procedure"),
         ("repeat-inspection", "inspection"),
@@ -39,14 +42,21 @@ def test_the_shipped_rules_load_without_problems() -> None:
     assert fees.severity_of("not_applicable") == Severity.YELLOW
     assert fees.severity_of("over_standard") == Severity.RED
     assert fees.in_force(date(2026, 6, 30))
-    assert set(rules.digests) == {"fees.toml", "inspections.toml", "overdue.toml", "procedure.toml"}
+    assert set(rules.digests) == {
+        "data_altered.toml",
+        "fees.toml",
+        "inspections.toml",
+        "overdue.toml",
+        "patterns.toml",
+        "procedure.toml",
+    }
 
 
 def test_each_broken_file_gives_one_precise_line_and_the_good_ones_still_load() -> None:
     rules = load_rules(BROKEN)
     assert list(rules.problems) == [
         "a_unknown_kind.toml: rules[0].kind: unknown kind 'overtime' "
-        "(known: overdue, procedure, fee, inspection)",
+        "(known: overdue, procedure, fee, inspection, pattern, data_altered)",
         "b_unknown_param.toml: rules[0].params.window: unknown parameter for kind 'inspection'",
         "c_missing_param.toml: rules[0].params.catalogue: is required",
         "d_bad_type.toml: rules[0].params.warning_days: expected an integer, got 'two'",

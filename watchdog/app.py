@@ -10,8 +10,10 @@ from datetime import date, datetime
 
 from sqlalchemy import Engine, update
 
+from watchdog.audit.hooks import audit_violation_changes, compose, record_rule_set
 from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.config import Settings
+from watchdog.engine.altered import evaluate_altered_rules
 from watchdog.engine.case_rules import evaluate_case_rules
 from watchdog.engine.checks import schedule_events
 from watchdog.engine.evaluate import (
@@ -23,7 +25,9 @@ from watchdog.engine.evaluate import (
 )
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
+from watchdog.engine.pattern_rules import evaluate_pattern_rules
 from watchdog.engine.rulefiles import folder_fingerprint, load_rules
+from watchdog.notices import start_notices
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import (
     Clock,
@@ -104,8 +108,14 @@ class Watchdog:
         # changes (see `_disable_failing_rules`).
         self.disabled_rules: dict[str, str] = {}
         self._pollers: dict[str, SourcePoller] = {}
-        # Hears every violation change inside the transaction that records it (notices).
-        self.violation_listener: ViolationListener | None = None
+        # Hears every violation change inside the transaction that records it: the audit
+        # trail always, then notices (audit first: it takes the chain lock before the
+        # notice counter's, the order every transaction keeps).
+        self.violation_listener: ViolationListener | None = audit_violation_changes
+        self.notices = start_notices(settings.notices, self.calendar, lambda: self.rules)
+        if self.notices is not None:
+            self.violation_listener = compose(audit_violation_changes, self.notices.listener)
+        self._audited_rules: str | None = None  # the rule set last checked into the chain
 
     def poller(self, name: str) -> SourcePoller:
         if name not in self._pollers:
@@ -170,6 +180,10 @@ class Watchdog:
         source is then not marked evaluated, so the next cycle looks at the same changes.
         """
         source = self.settings.source(name)
+        if record and self._audited_rules != self.rules.fingerprint:
+            loaded = self.rules  # appended before any violation it judges
+            record_rule_set(self.store, self.settings.rules_dir, loaded, self.clock())
+            self._audited_rules = loaded.fingerprint
         baseline = read_baseline(self.store, name)
         incremental = record and not full and baseline.evaluated_at is not None
         zone = source.timezone
@@ -189,12 +203,15 @@ class Watchdog:
         passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
             ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
             ("inspection", lambda: evaluate_inspection_rules(run, rules)),
+            ("pattern", lambda: evaluate_pattern_rules(run, rules)),
         ]
         overdue = self.overdue_rule(as_of.astimezone(zone).date())
         if overdue is None:
             log.warning("no overdue rule in force on %s", as_of.date())
         else:
             passes.insert(0, ("overdue", lambda: evaluate_overdue(run, overdue)))
+        # Last: it reports the violations the passes before it found contested.
+        passes.append(("data altered", lambda: evaluate_altered_rules(run, rules)))
         for kind, evaluate_pass in passes:
             try:
                 result.add(evaluate_pass())
@@ -251,6 +268,12 @@ class Watchdog:
         except Exception as exc:  # one source's failure must not stop the others
             log.exception('source "%s": unexpected error in cycle', name)
             report.error = f"{type(exc).__name__}: {first_line(exc)}"
+        if self.notices is not None:
+            try:  # digests and escalations due by the clock; they never stop the cycle
+                self.notices.run_scheduled(self.store, self.clock())
+            except Exception as exc:
+                self.notices.failures += 1
+                log.exception("notices: scheduled step failed: %s", first_line(exc))
         self._record_outcome(report)
         return report
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from watchdog.app import Watchdog
 from watchdog.calendar import CalendarError
 from watchdog.config import ConfigError, Settings, load_settings
 from watchdog.engine.findings import Finding
+from watchdog.notices.delivery import DeliveryReport
 from watchdog.report import (
     findings_table,
     format_table,
@@ -76,12 +77,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     watchdog = Watchdog(settings)
     require_current_schema(watchdog.store)
     if args.once:
+        from watchdog.leadership import StoreInUseError, lock_sqlite_store
+
+        try:  # a SQLite store takes one writer process: not beside a running daemon
+            store_lock = lock_sqlite_store(watchdog.store)
+        except StoreInUseError as exc:
+            watchdog.close()
+            raise UsageError(str(exc)) from None
         failed = 0
         for source in settings.sources:
             report = watchdog.run_cycle(source.name)
             (log.error if report.error else log.info)("%s", report.summary())
             failed += report.error is not None
         watchdog.close()
+        if store_lock is not None:
+            store_lock.release()
         return 1 if failed else 0
     from watchdog.daemon import Daemon
 
@@ -89,6 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.full:
+        if args.as_of is not None:
+            raise UsageError("evaluate --full records at the current time; it takes no --as-of")
+        return cmd_evaluate_full(args)
+    if args.as_of is None:
+        raise UsageError("evaluate: --as-of is required (or --full to re-evaluate and record now)")
     as_of = parse_instant(args.as_of)
     settings = _settings(args)
     _configure_logging("WARNING")
@@ -111,6 +127,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(findings_table(findings))
         print()
         print(severity_summary(findings))
+    return 1 if failed else 0
+
+
+def cmd_evaluate_full(args: argparse.Namespace) -> int:
+    """Poll, then re-evaluate every case of every source now and record the changes."""
+    settings = _settings(args)
+    _configure_logging("WARNING")
+    watchdog = Watchdog(settings)
+    require_current_schema(watchdog.store)
+    failed = False
+    for source in settings.sources:
+        try:
+            if not args.no_poll:
+                watchdog.poll(source.name)
+            now = watchdog.clock()
+            result = watchdog.evaluate(source.name, now, record=True, full=True)
+        except SourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        counts, local = result.counts, now.astimezone(source.timezone)
+        print(
+            f'source "{source.name}": full evaluation at {local.isoformat(sep=" ")} of '
+            f"{result.cases_evaluated} cases: violations opened {counts.opened}, "
+            f"upgraded {counts.upgraded}, resolved {counts.resolved}, reopened {counts.reopened}"
+        )
+        for error in result.errors:
+            print(f'error: source "{source.name}": {error}', file=sys.stderr)
+        failed = failed or bool(result.errors)
+    watchdog.close()
     return 1 if failed else 0
 
 
@@ -139,6 +185,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print("演示县当前在办违规（按部门、等级）:")
     print(severity_summary(open_findings))
+    if watchdog.notices is not None:
+        from watchdog.notices.cli import notice_summary
+
+        if args.once:  # the daemon's delivery job would do this; --once does it once here
+            print(_deliver_once(watchdog).summary())
+        print(notice_summary(watchdog.store))
     if args.once:
         watchdog.close()
         return 0
@@ -146,6 +198,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("\nwatchdog is now running on the demo county; press Ctrl-C to stop.", flush=True)
     return Daemon(watchdog).run()
+
+
+def _deliver_once(watchdog: Watchdog) -> DeliveryReport:
+    from watchdog.notices.delivery import Outbox
+    from watchdog.notices.senders import build_sender
+
+    mail = watchdog.settings.mail
+    return Outbox(watchdog.store, mail, build_sender(mail)).run()
 
 
 def _open_violation_findings(watchdog: Watchdog) -> list[Finding]:
@@ -188,6 +248,10 @@ def cmd_violations(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     from watchdog.engine.rulefiles import load_rules
 
+    if args.rules_command == "test":
+        return cmd_rules_test(args)
+    if args.start or args.end or args.limit is not None:
+        raise UsageError("rules check: --from, --to and --limit belong to rules test")
     directory = Path(args.dir) if args.dir else _settings(args).rules_dir
     rules = load_rules(directory)
     for problem in rules.problems:
@@ -197,6 +261,32 @@ def cmd_rules(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if rules.problems else 0
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f'{option}: expected a date like "2026-06-30", got "{text}"') from None
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    """Backtest one rule file over the stored history (writes nothing)."""
+    from watchdog.backtest_report import rules_test
+
+    if not args.dir:
+        raise UsageError("rules test: the rule file to test is required")
+    start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    if start and end and start > end:
+        raise UsageError(f"rules test: --from {start} is after --to {end}")
+    limit = 20 if args.limit is None else args.limit
+    if limit < 0:
+        raise UsageError(f"rules test: --limit must be 0 or more, got {limit}")
+    settings = _settings(args)
+    _configure_logging("WARNING")
+    return rules_test(settings, Path(args.dir), start=start, end=end, limit=limit)
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
@@ -237,9 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     evaluate = command(
-        "evaluate", "poll once and print the violations standing at an instant (writes none)"
+        "evaluate",
+        "poll once and print the violations standing at an instant (writes none); "
+        "--full: re-evaluate every case now and record",
     )
-    evaluate.add_argument("--as-of", required=True, help="instant, e.g. 2026-06-30T18:00:00+08:00")
+    evaluate.add_argument("--as-of", help="instant, e.g. 2026-06-30T18:00:00+08:00")
+    evaluate.add_argument(
+        "--full", action="store_true", help="re-evaluate every case now and record the changes"
+    )
     evaluate.add_argument("--format", choices=("table", "jsonl"), default="table")
     evaluate.add_argument("--no-poll", action="store_true", help="evaluate the store as it is")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -255,18 +350,39 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("db_command", choices=("upgrade", "status"))
     db.set_defaults(handler=cmd_db)
 
-    violations = command("violations", "list the open violations recorded in the store")
-    violations.add_argument("--format", choices=("table", "jsonl"), default="table")
-    violations.set_defaults(handler=cmd_violations)
+    from watchdog.history.cli import register as register_violation_commands
 
-    rules = command("rules", "the rule files")
-    rules.add_argument("rules_command", choices=("check",))
-    rules.add_argument("dir", nargs="?", help="rules folder (default: the config's rules.dir)")
+    # Without a sub-command `violations` lists the open violations (cmd_violations).
+    register_violation_commands(command, cmd_violations)
+
+    rules = command("rules", "the rule files: check a folder, or backtest one file (test)")
+    rules.add_argument("rules_command", choices=("check", "test"))
+    rules.add_argument(
+        "dir",
+        nargs="?",
+        metavar="PATH",
+        help="check: rules folder (default: the config's rules.dir); test: the rule file",
+    )
+    rules.add_argument(
+        "--from", dest="start", metavar="DATE", help="test: cases accepted from this date"
+    )
+    rules.add_argument("--to", dest="end", metavar="DATE", help="test: up to this date (now)")
+    rules.add_argument("--limit", type=int, metavar="N", help="test: rows shown per section (20)")
     rules.set_defaults(handler=cmd_rules)
 
     quarantine = command("quarantine", "list rows quarantined for breaking the contract")
     quarantine.add_argument("--limit", type=int, default=50)
     quarantine.set_defaults(handler=cmd_quarantine)
+
+    from watchdog.notices.cli import register as register_notice_commands
+
+    register_notice_commands(command)
+    from watchdog.notices.outbox_cli import register as register_outbox_command
+
+    register_outbox_command(command)
+    from watchdog.audit.cli import register as register_audit_commands
+
+    register_audit_commands(command)
     return parser
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from watchdog.metrics.settings import MetricsSettings, read_metrics_settings
+from watchdog.notices.mail_settings import MailSettings, read_mail_settings
+from watchdog.notices.settings import NoticeSettings, read_notice_settings
 from watchdog.tomlreader import ConfigError, TableReader, parse_duration
+from watchdog.web.settings import WebSettings, read_web_settings
 
 __all__ = ["ConfigError", "Settings", "SourceSettings", "load_settings", "parse_duration"]
 
@@ -50,6 +54,10 @@ class Settings:
     calendar_overrides: Path | None
     rules_dir: Path
     log_level: str
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    notices: NoticeSettings = field(default_factory=NoticeSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     def source(self, name: str) -> SourceSettings:
         for source in self.sources:
@@ -89,6 +97,10 @@ def load_settings(path: Path) -> Settings:
     rules = root.table("rules")
     rules_dir = base / (rules.string("dir", "rules") or "rules")
     rules.reject_unknown_keys()
+    metrics = read_metrics_settings(root)
+    notices = read_notice_settings(root, base)
+    mail = read_mail_settings(root, base)
+    web = read_web_settings(root)
     sources = _read_sources(root, base)
     root.reject_unknown_keys()
     if problems:
@@ -100,6 +112,10 @@ def load_settings(path: Path) -> Settings:
         calendar_overrides=calendar_overrides,
         rules_dir=rules_dir,
         log_level=log_level,
+        metrics=metrics,
+        notices=notices,
+        mail=mail,
+        web=web,
     )
 
 

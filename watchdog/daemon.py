@@ -18,6 +18,17 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from watchdog.app import CycleReport, Watchdog
+from watchdog.leadership import (
+    DELIVERY,
+    Leadership,
+    StoreInUseError,
+    leadership_for,
+    led_by,
+    source_unit,
+)
+from watchdog.metrics.service import MetricsService
+from watchdog.notices.delivery import schedule_delivery
+from watchdog.web.server import WebService
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +43,19 @@ class Daemon:
         self.stop_requested = threading.Event()
         self._retry_after: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        # Set by run(): which sources and the delivery this daemon leads (watchdog.leadership).
+        self.leadership: Leadership | None = None
+        self.metrics = MetricsService(watchdog, watchdog.settings.metrics)
+        self.web = WebService(watchdog.store, watchdog.settings.web)
 
     def cycle(self, source: str) -> CycleReport | None:
         """One scheduled run: skipped while the source is backing off after failures."""
         if time.monotonic() < self._retry_after.get(source, 0.0):
             return None
+        if self.leadership is not None and not self.leadership.holds(source_unit(source)):
+            return None  # another daemon polls this source
         report = self.watchdog.run_cycle(source)
+        self._record_metrics(report)
         if report.error is None:
             self._failures.pop(source, None)
             self._retry_after.pop(source, None)
@@ -60,9 +78,16 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit status."""
         sources = self.watchdog.settings.sources
+        try:
+            self.leadership = leadership_for(self.watchdog.store)
+        except StoreInUseError as exc:
+            log.error("refusing to start: %s", exc)
+            self.watchdog.close()
+            return 1
         scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, min(len(sources), 8)))},
+            # One worker per source (up to 8) and one for the delivery job.
+            executors={"default": ThreadPoolExecutor(max_workers=min(len(sources), 8) + 1)},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         now = datetime.now(UTC)
@@ -78,12 +103,19 @@ class Daemon:
                 next_run_time=now,
                 misfire_grace_time=max(1, int(interval)),
             )
+        settings = self.watchdog.settings
+        schedule_delivery(scheduler, self.watchdog.store, settings.mail, self.stop_requested.is_set)
+        delivery = scheduler.get_job("deliver")
+        if delivery is not None:  # delivers only while this daemon leads the delivery
+            scheduler.modify_job("deliver", func=led_by(self.leadership, DELIVERY, delivery.func))
         self._install_signal_handlers()
         log.info(
             "watchdog started: %d source(s), store %s",
             len(sources),
             self.watchdog.store.url.render_as_string(hide_password=True),
         )
+        self.metrics.start()
+        self.web.start()
         scheduler.start()
         try:
             self.stop_requested.wait()
@@ -94,9 +126,18 @@ class Daemon:
             scheduler.shutdown(wait=False)
             raise
         finally:
+            self.web.stop()
+            self.metrics.stop()
+            self.leadership.close()
             self.watchdog.close()
         log.info("watchdog stopped")
         return 0
+
+    def _record_metrics(self, report: CycleReport) -> None:
+        try:
+            self.metrics.after_cycle(report)
+        except Exception:  # the figures wait for the next cycle; the cycle itself stands
+            log.exception('source "%s": metrics not updated after the cycle', report.source)
 
     def _install_signal_handlers(self) -> None:
         def request_stop(signum: int, _frame: FrameType | None) -> None:

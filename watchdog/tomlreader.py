@@ -8,6 +8,7 @@ Any string may reference an environment variable as `${NAME}`, substituted on re
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,32 @@ class TableReader:
             self.problem(name, f"must be at least {minimum}, got {value}")
             return default
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problem(name, f"expected true or false, got {value!r}")
+            return default
+        return value
+
+    def ip_address(self, name: str, default: str) -> str:
+        """An address to listen on, as text ("127.0.0.1", "0.0.0.0", "::1")."""
+        address = self.string(name, default)
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            self.problem(name, f'expected an IP address like "127.0.0.1", got "{address}"')
+            return default
+        return address
+
+    def port(self, name: str, default: int) -> int:
+        port = self.integer(name, default)
+        if port > 65535:
+            self.problem(name, f"must be at most 65535, got {port}")
+            return default
+        return port
 
     def duration(self, name: str, default: str) -> timedelta:
         value = self.raw(name)

@@ -2,7 +2,9 @@
 
 A violation is the lasting record of a breach. Its severity only goes up (warning →
 yellow → red); each change is a violation event stamped with the evaluation instant,
-and nothing is ever deleted, so an auditor can replay what was known when.
+and nothing is ever deleted, so an auditor can replay what was known when. A violation
+that would resolve or turn milder only because the source changed a deciding field
+since it was recorded stays open, contested by that revision (`engine.contest`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from watchdog.clock import Severity
+from watchdog.engine.contest import altering_revisions, contest_reason
 from watchdog.engine.findings import Finding
 from watchdog.store import schema
 
@@ -29,24 +32,26 @@ class ReconcileCounts:
     upgraded: int = 0
     resolved: int = 0
     reopened: int = 0
+    contested: int = 0
 
     def add(self, other: ReconcileCounts) -> None:
         self.opened += other.opened
         self.upgraded += other.upgraded
         self.resolved += other.resolved
         self.reopened += other.reopened
+        self.contested += other.contested
 
 
 @dataclass(frozen=True)
 class ViolationChange:
     """One violation event, as told to a listener in the transaction that records it.
 
-    `finding` is what was found (None for `resolved`); `severity_from` is None for
-    `opened` and `reopened`.
+    `finding` is what was found (None for `resolved`, and for `contested` when nothing
+    was found); `severity_from` is None for `opened` and `reopened`.
     """
 
     violation_id: int
-    event: str  # opened | upgraded | reopened | resolved
+    event: str  # opened | upgraded | reopened | resolved | contested
     severity_from: str | None
     severity_to: str | None
     finding: Finding | None
@@ -93,45 +98,237 @@ def reconcile(
        only the evidence (a grade once reached stays).
     4. An open violation in the scope without a finding is resolved, with the reason
        the rule gave for the case (`notes`) when there is one.
-    5. The listener, if any, hears every change made, in this transaction.
+    5. Unless the source changed a field the verdict rests on since the last
+       evaluation: a violation that 3 would find milder or 4 would resolve is instead
+       marked contested by that revision and stays open (event `contested`); a
+       contested violation is never resolved, and keeps its evidence when found milder.
+       Only these few rows cost a query (of their revisions).
+    6. The listener, if any, hears every change made, in this transaction.
+
+    Steps 2-4 decide first and then write in batches (one statement per kind of write,
+    each an executemany): a full evaluation opens hundreds of thousands of violations,
+    and a statement per row cost more than all the rules together. Rows and events are
+    written in the order the changes are listed, as one statement per row would.
     """
     counts = ReconcileCounts()
-    changes: list[ViolationChange] = []
-    table = schema.violations
     stored = _load(connection, scope)
     found: set[str] = set()
+    opened: list[Finding] = []
+    changed: list[tuple[Row[Any], Finding, str, str]] = []  # row, finding, event, severity
+    seen: list[dict[str, Any]] = []  # evidence-only updates
+    touched: list[dict[str, Any]] = []  # found again, evidence kept (contested)
+    milder: list[tuple[Row[Any], Finding]] = []  # uncontested, found milder
+    # The changes in the order a row-by-row pass makes them; an opened violation's id
+    # is known once it is inserted, so it is filled in then (index into `opened`).
+    order: list[tuple[str, int]] = []
     for finding in findings:
         fingerprint = finding.fingerprint
         found.add(fingerprint)
         row = stored.get(fingerprint)
         severity = finding.severity.value
         if row is None:
-            violation_id = _open(connection, finding, at, now)
-            changes.append(ViolationChange(violation_id, "opened", None, severity, finding, at))
+            order.append(("opened", len(opened)))
+            opened.append(finding)
             counts.opened += 1
         elif row.state == RESOLVED:
-            _change(connection, row, finding, "reopened", severity, at, now)
-            changes.append(ViolationChange(row.id, "reopened", None, severity, finding, at))
+            order.append(("changed", len(changed)))
+            changed.append((row, finding, "reopened", severity))
             counts.reopened += 1
         elif _RANK[severity] > _RANK[row.severity]:
-            _change(connection, row, finding, "upgraded", severity, at, now)
-            changes.append(ViolationChange(row.id, "upgraded", row.severity, severity, finding, at))
+            order.append(("changed", len(changed)))
+            changed.append((row, finding, "upgraded", severity))
             counts.upgraded += 1
+        elif _RANK[severity] == _RANK[row.severity]:
+            seen.append({"_id": row.id, "last_seen_at": at, "evidence": dict(finding.evidence)})
+        elif row.contested_by_revision is not None:
+            touched.append({"_id": row.id, "last_seen_at": at})
         else:
-            connection.execute(
-                update(table)
-                .where(table.c.id == row.id)
-                .values(last_seen_at=at, evidence=dict(finding.evidence))
-            )
-    for fingerprint, row in stored.items():
-        if row.state == OPEN and fingerprint not in found:
-            reason = (notes or {}).get(row.scope_key, "no longer found")
-            _resolve(connection, row, reason, at, now)
-            changes.append(ViolationChange(row.id, "resolved", row.severity, None, None, at))
-            counts.resolved += 1
+            milder.append((row, finding))
+    vanished = [
+        row
+        for fingerprint, row in stored.items()
+        if row.state == OPEN and fingerprint not in found and row.contested_by_revision is None
+    ]
+    contested = _contested(connection, scope.source, milder, vanished)
+    seen += [
+        {"_id": row.id, "last_seen_at": at, "evidence": dict(finding.evidence)}
+        for row, finding in milder
+        if row.id not in contested
+    ]
+    resolved = [
+        (row, (notes or {}).get(row.scope_key, "no longer found"))
+        for row in vanished
+        if row.id not in contested
+    ]
+    counts.resolved = len(resolved)
+    counts.contested = len(contested)
+
+    opened_ids = _open(connection, opened, at)
+    _change(connection, changed, at)
+    for updates in (seen, touched):
+        if updates:
+            connection.execute(_BY_ID, updates)
+
+    changes = _found_changes(order, opened, opened_ids, changed, at)
+    _record_found(connection, changes, at, now)
+    changes += _record_contested(connection, list(contested.values()), at, now)
+    changes += _record_resolved(connection, resolved, at, now)
     if listener is not None and changes:
         listener(connection, changes)
     return counts
+
+
+def _found_changes(
+    order: Sequence[tuple[str, int]],
+    opened: Sequence[Finding],
+    opened_ids: Sequence[int],
+    changed: Sequence[tuple[Row[Any], Finding, str, str]],
+    at: datetime,
+) -> list[ViolationChange]:
+    """The opened, reopened and upgraded changes, in the order they were decided."""
+    changes: list[ViolationChange] = []
+    for what, index in order:
+        if what == "opened":
+            finding = opened[index]
+            changes.append(
+                ViolationChange(
+                    opened_ids[index], "opened", None, finding.severity.value, finding, at
+                )
+            )
+        else:
+            row, finding, event, severity = changed[index]
+            before = None if event == "reopened" else row.severity
+            changes.append(ViolationChange(row.id, event, before, severity, finding, at))
+    return changes
+
+
+def _record_found(
+    connection: Connection, changes: Sequence[ViolationChange], at: datetime, now: datetime
+) -> None:
+    found_events = [
+        {
+            "violation_id": change.violation_id,
+            "event": change.event,
+            "severity_from": change.severity_from,
+            "severity_to": change.severity_to,
+            "at": at,
+            "recorded_at": now,
+            "evidence": dict(change.finding.evidence),
+        }
+        for change in changes
+        if change.finding is not None
+    ]
+    if found_events:
+        connection.execute(insert(schema.violation_events), found_events)
+
+
+def _record_resolved(
+    connection: Connection, resolved: Sequence[tuple[Row[Any], str]], at: datetime, now: datetime
+) -> list[ViolationChange]:
+    if not resolved:
+        return []
+    connection.execute(
+        _BY_ID, [{"_id": row.id, "state": RESOLVED, "resolved_at": at} for row, _ in resolved]
+    )
+    # A separate statement: these rows have a reason and no evidence column (NULL, not
+    # JSON null), and they come after the others as in a row-by-row pass.
+    connection.execute(
+        insert(schema.violation_events),
+        [
+            {
+                "violation_id": row.id,
+                "event": "resolved",
+                "severity_from": row.severity,
+                "severity_to": None,
+                "at": at,
+                "recorded_at": now,
+                "reason": reason,
+            }
+            for row, reason in resolved
+        ],
+    )
+    return [
+        ViolationChange(row.id, "resolved", row.severity, None, None, at) for row, _ in resolved
+    ]
+
+
+Contest = tuple[Row[Any], Finding | None, Any]  # violation, what is found now, revision
+
+
+def _contested(
+    connection: Connection,
+    source: str,
+    milder: Sequence[tuple[Row[Any], Finding]],
+    vanished: Sequence[Row[Any]],
+) -> dict[int, Contest]:
+    """The violations found milder or not at all that a source revision contests."""
+    revisions = altering_revisions(connection, source, [row for row, _ in milder] + [*vanished])
+    contested: dict[int, Contest] = {}
+    for row, finding in milder:
+        if row.id in revisions:
+            contested[row.id] = (row, finding, revisions[row.id])
+    for row in vanished:
+        if row.id in revisions:
+            contested[row.id] = (row, None, revisions[row.id])
+    return contested
+
+
+def _record_contested(
+    connection: Connection, contested: Sequence[Contest], at: datetime, now: datetime
+) -> list[ViolationChange]:
+    """Mark violations contested (they stay open, evidence kept) and record the events."""
+    if not contested:
+        return []
+    connection.execute(
+        _BY_ID,
+        [
+            {"_id": row.id, "contested_by_revision": revision.id, "contested_at": at}
+            for row, _, revision in contested
+        ],
+    )
+    connection.execute(
+        insert(schema.violation_events),
+        [_contest_event(row, finding, revision, at, now) for row, finding, revision in contested],
+    )
+    return [
+        ViolationChange(
+            row.id,
+            "contested",
+            row.severity,
+            None if finding is None else finding.severity.value,
+            finding,
+            at,
+        )
+        for row, finding, _ in contested
+    ]
+
+
+def _contest_event(
+    row: Row[Any], finding: Finding | None, revision: Any, at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The `contested` event: the revision, and what would have become of the violation."""
+    severity_now = None if finding is None else finding.severity.value
+    return {
+        "violation_id": row.id,
+        "event": "contested",
+        "severity_from": row.severity,
+        "severity_to": severity_now,
+        "at": at,
+        "recorded_at": now,
+        "reason": contest_reason(revision, severity_now),
+        "evidence": {
+            "revision_id": revision.id,
+            "field": f"{revision.entity}.{revision.field}",
+            "row_key": revision.row_key,
+            "old_value": revision.old_value,
+            "new_value": revision.new_value,
+            "found_now": None if finding is None else dict(finding.evidence),
+        },
+    }
+
+
+# One UPDATE by id for an executemany: the columns set are the keys of the parameters.
+_BY_ID = update(schema.violations).where(schema.violations.c.id == bindparam("_id"))
 
 
 def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
@@ -150,99 +347,58 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
     return rows
 
 
-def _open(connection: Connection, finding: Finding, at: datetime, now: datetime) -> int:
+def _open(connection: Connection, findings: Sequence[Finding], at: datetime) -> list[int]:
+    """Insert a violation per finding (in one statement); their ids, in the same order."""
+    if not findings:
+        return []
     table = schema.violations
-    inserted = connection.execute(
-        insert(table).values(
-            fingerprint=finding.fingerprint,
-            rule_id=finding.rule_id,
-            kind=finding.kind,
-            finding=finding.finding,
-            source=finding.source,
-            case_id=finding.case_id,
-            scope_key=finding.scope_key,
-            subject=finding.subject,
-            dept_code=finding.dept_code,
-            severity=finding.severity.value,
-            state=OPEN,
-            opened_at=at,
-            last_seen_at=at,
-            due_date=finding.due_date,
-            provisional=finding.provisional,
-            evidence=dict(finding.evidence),
-        )
-    ).inserted_primary_key
-    assert inserted is not None
-    violation_id: int = inserted[0]
-    _event(connection, violation_id, "opened", None, finding.severity.value, at, now, finding)
-    return violation_id
+    rows = [
+        {
+            "fingerprint": finding.fingerprint,
+            "rule_id": finding.rule_id,
+            "kind": finding.kind,
+            "finding": finding.finding,
+            "source": finding.source,
+            "case_id": finding.case_id,
+            "scope_key": finding.scope_key,
+            "subject": finding.subject,
+            "dept_code": finding.dept_code,
+            "severity": finding.severity.value,
+            "state": OPEN,
+            "opened_at": at,
+            "last_seen_at": at,
+            "due_date": finding.due_date,
+            "provisional": finding.provisional,
+            "evidence": dict(finding.evidence),
+        }
+        for finding in findings
+    ]
+    # Fingerprints are unique, so they map RETURNING rows back to the findings whatever
+    # order the database returns them in.
+    inserted = connection.execute(insert(table).returning(table.c.id, table.c.fingerprint), rows)
+    ids = {fingerprint: violation_id for violation_id, fingerprint in inserted}
+    return [ids[row["fingerprint"]] for row in rows]
 
 
 def _change(
-    connection: Connection,
-    row: Row[Any],
-    finding: Finding,
-    event: str,
-    severity: str,
-    at: datetime,
-    now: datetime,
+    connection: Connection, changed: Sequence[tuple[Row[Any], Finding, str, str]], at: datetime
 ) -> None:
-    table = schema.violations
+    """Reopen or upgrade stored violations with what was found now."""
+    if not changed:
+        return
     connection.execute(
-        update(table)
-        .where(table.c.id == row.id)
-        .values(
-            severity=severity,
-            state=OPEN,
-            resolved_at=None,
-            last_seen_at=at,
-            due_date=finding.due_date,
-            provisional=finding.provisional,
-            evidence=dict(finding.evidence),
-        )
-    )
-    before = None if event == "reopened" else row.severity
-    _event(connection, row.id, event, before, severity, at, now, finding)
-
-
-def _resolve(
-    connection: Connection, row: Row[Any], reason: str, at: datetime, now: datetime
-) -> None:
-    table = schema.violations
-    connection.execute(
-        update(table).where(table.c.id == row.id).values(state=RESOLVED, resolved_at=at)
-    )
-    connection.execute(
-        insert(schema.violation_events).values(
-            violation_id=row.id,
-            event="resolved",
-            severity_from=row.severity,
-            severity_to=None,
-            at=at,
-            recorded_at=now,
-            reason=reason,
-        )
-    )
-
-
-def _event(
-    connection: Connection,
-    violation_id: int,
-    event: str,
-    severity_from: str | None,
-    severity_to: str,
-    at: datetime,
-    now: datetime,
-    finding: Finding,
-) -> None:
-    connection.execute(
-        insert(schema.violation_events).values(
-            violation_id=violation_id,
-            event=event,
-            severity_from=severity_from,
-            severity_to=severity_to,
-            at=at,
-            recorded_at=now,
-            evidence=dict(finding.evidence),
-        )
+        _BY_ID,
+        [
+            {
+                "_id": row.id,
+                "severity": severity,
+                "state": OPEN,
+                "resolved_at": None,
+                "last_seen_at": at,
+                "due_date": finding.due_date,
+                "provisional": finding.provisional,
+                "evidence": dict(finding.evidence),
+            }
+            for row, finding, _, severity in changed
+        ],
     )

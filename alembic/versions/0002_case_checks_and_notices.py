@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("permanent", sa.Boolean(), nullable=False),
         sa.Column("delivered_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("message_id", sa.Text(), nullable=True),
+        sa.Column("interruptions", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", watchdog.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["notice_id"], ["notices.id"], name=op.f("fk_deliveries_notice_id_notices")

@@ -37,6 +37,7 @@ _FEE_KIND = {
     COUNTY_CODE + "002-XK-001": "air_defence",
     COUNTY_CODE + "011-XK-005": "fishery",
     COUNTY_CODE + "001-XK-005": "device",
+    COUNTY_CODE + "004-GG-005": "query",  # free, but a few are charged a registration fee
 }
 
 
@@ -213,8 +214,11 @@ class CaseMaker:
             items.append((_FEES["FS-005"], 100 * (500 + int(rand() * 29_500))))
         elif m.fee == "air_defence" and rand() < 0.4:
             items.append((_FEES["FS-006"], 100 * (20_000 + int(rand() * 260_000))))
-        elif m.fee == "fishery":
-            items.append((_FEES["FS-004"], 100 * (200 + int(rand() * 2_800))))
+        elif m.fee == "fishery":  # policy: the lower bound; a few are charged more
+            above = rand() < 0.2
+            items.append((_FEES["FS-004"], 100 * (200 + int(rand() * 2_800) * above)))
+        elif m.fee == "query" and rand() < 0.04:  # a fee of another matter (not applicable)
+            items.append((_FEES["FS-001"], 8_000))
         elif m.fee == "device":
             item = _FEES["FS-007"]
             in_force = item.valid_to is None or self.days.dates[t // DAY] <= item.valid_to

@@ -54,6 +54,7 @@ class FeeItem:
     valid_from: date
     valid_to: date | None
     matter_codes: tuple[str, ...]
+    charge_at_minimum: bool = False  # policy: enterprises are charged the lower bound
 
 
 def _dept(n: int) -> str:
@@ -189,6 +190,7 @@ DEMO_FEE_CATALOGUE: tuple[FeeItem, ...] = (
         _ALWAYS,
         None,
         (_dept(11) + "-XK-005",),
+        charge_at_minimum=True,
     ),
     FeeItem(
         "FS-005",

@@ -24,10 +24,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, select, union, update
 
 from watchdog.engine.checks import EVENT, OVERDUE, due_cases, next_threshold, replace_checks
 from watchdog.engine.findings import Finding
@@ -40,6 +41,20 @@ log = logging.getLogger(__name__)
 CHUNK_CASES = 2000
 LOGGED_FAILURES = 3  # per rule and pass: the first few failures are logged with their case
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
+# What the overdue rule reads of a case (`OverdueRule.evaluate`): only these, since
+# every time column read costs a conversion, a million times over.
+_CASE_COLUMNS = (
+    "case_id",
+    "matter_code",
+    "matter_name",
+    "dept_code",
+    "dept_name",
+    "accepted_at",
+    "completed_at",
+    "promised_limit",
+    "statutory_limit",
+    "limit_unit",
+)
 
 
 @dataclass(frozen=True)
@@ -135,18 +150,21 @@ def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) ->
     join = cases.outerjoin(
         pauses, and_(pauses.c.source == cases.c.source, pauses.c.case_id == cases.c.case_id)
     )
-    query = select(cases, *pause_columns).select_from(join).where(cases.c.source == source)
+    case_columns = [cases.c[name] for name in _CASE_COLUMNS]
+    query = select(*case_columns, *pause_columns).select_from(join).where(cases.c.source == source)
     if evaluated_seq is not None:
-        changed_pauses = select(pauses.c.case_id).where(
-            pauses.c.source == source, pauses.c.change_seq > evaluated_seq
+        # One IN over a union of indexed lookups, not an OR of conditions: with the OR
+        # SQLite scanned every case of the source each cycle (a second at 1M cases).
+        touched = union(
+            select(cases.c.case_id).where(
+                cases.c.source == source, cases.c.change_seq > evaluated_seq
+            ),
+            select(pauses.c.case_id).where(
+                pauses.c.source == source, pauses.c.change_seq > evaluated_seq
+            ),
+            due_cases(source, [OVERDUE, EVENT], as_of),
         )
-        query = query.where(
-            or_(
-                cases.c.change_seq > evaluated_seq,
-                cases.c.case_id.in_(changed_pauses),
-                cases.c.case_id.in_(due_cases(source, [OVERDUE, EVENT], as_of)),
-            )
-        )
+        query = query.where(cases.c.case_id.in_(touched))
     return query.order_by(cases.c.case_id, pauses.c.started_at, pauses.c.pause_id)
 
 
@@ -154,12 +172,20 @@ def _cases_with_pauses(
     store: Engine, query: Any
 ) -> Iterator[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
     with store.connect() as connection:
-        rows = connection.execution_options(yield_per=5000).execute(query).mappings()
-        for _, group in groupby(rows, key=lambda row: row["case_id"]):
-            # RowMapping is keyed by names here; the cast only tells mypy so.
-            members = cast(list[Mapping[str, Any]], list(group))
-            pauses = [row for row in members if row["pause_id"] is not None]
-            yield members[0], pauses
+        rows = connection.execution_options(yield_per=5000).execute(query)
+        # Plain tuples, made dicts once per case and per pause: RowMapping lookups by
+        # name cost more than the rule itself on a million cases.
+        keys = tuple(rows.keys())
+        case_at, pause_at = keys.index("case_id"), keys.index("pause_id")
+        pause_keys = [(name, keys.index(name)) for name in _PAUSE_COLUMNS]
+        for _, group in groupby(rows, key=itemgetter(case_at)):
+            members = list(group)
+            pauses: list[Mapping[str, Any]] = [
+                {name: row[index] for name, index in pause_keys}
+                for row in members
+                if row[pause_at] is not None
+            ]
+            yield dict(zip(keys, members[0], strict=True)), pauses
 
 
 def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:

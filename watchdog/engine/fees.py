@@ -145,22 +145,14 @@ def check_fee(
        above_minimum when the amount exceeds the minimum and is not over the standard
        (over_standard already reports that charge).
     """
-    base: dict[str, Any] = {
-        "fee_code": fee.fee_code,
-        "fee_name": fee.fee_name,
-        "amount": _money(fee.amount),
-        "charged_on": fee.charged_on.isoformat(),
-        "matter_code": fee.matter_code,
-    }
     entries = catalogue.entries_for(fee.fee_code)
     if not entries:
-        return [FeeBreach("not_in_catalogue", fee.fee_id, base)]
+        return [FeeBreach("not_in_catalogue", fee.fee_id, _base(fee))]
     entry = catalogue.in_force(fee.fee_code, fee.charged_on)
     if entry is None:
-        evidence = {**base, "catalogue_entries": [_entry(e) for e in entries]}
+        evidence = {**_base(fee), "catalogue_entries": [_entry(e) for e in entries]}
         return [FeeBreach("not_in_force", fee.fee_id, evidence)]
 
-    evidence = {**base, "catalogue_entry": _entry(entry)}
     found: list[str] = []
     over = fee.amount > entry.max_amount
     if over:
@@ -175,7 +167,21 @@ def check_fee(
         and not over
     ):
         found.append("above_minimum")
+    if not found:
+        return []  # most charges: no evidence to write
+    evidence = {**_base(fee), "catalogue_entry": _entry(entry)}
     return [FeeBreach(finding, fee.fee_id, evidence) for finding in sorted(found)]
+
+
+def _base(fee: FeeRecord) -> dict[str, Any]:
+    """The evidence every breach of a charge starts with."""
+    return {
+        "fee_code": fee.fee_code,
+        "fee_name": fee.fee_name,
+        "amount": _money(fee.amount),
+        "charged_on": fee.charged_on.isoformat(),
+        "matter_code": fee.matter_code,
+    }
 
 
 def _entry(entry: CatalogueEntry) -> dict[str, Any]:

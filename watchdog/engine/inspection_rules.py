@@ -38,8 +38,10 @@ def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) ->
     active = [rule for rule in rules if rule.kind == "inspection" and rule.in_force(on)]
     if not active:
         return result
-    names = _department_names(store, source)
+    names: dict[str, str] | None = None
     for targets in _target_chunks(store, source, since, last):
+        if names is None:  # read only when there is something to judge: it scans every case
+            names = _department_names(store, source)
         records = _inspections(store, source, targets, as_of, zone)
         by_target: dict[str, list[InspectionRecord]] = defaultdict(list)
         for record_ in records:

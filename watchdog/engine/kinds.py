@@ -19,8 +19,10 @@ from types import MappingProxyType
 from typing import Any
 
 from watchdog.clock import GradingPolicy, Severity
+from watchdog.engine.contest import ALL_FIELDS
 from watchdog.engine.fees import CatalogueEntry, FeeCatalogue
 from watchdog.engine.inspections import RepeatParams
+from watchdog.engine.patterns import Pattern, PatternParams, compile_pattern, engine_unavailable
 from watchdog.engine.procedure import STEP_CODES, ProcedureTemplate
 
 
@@ -48,6 +50,12 @@ class InspectionParams:
     max_in_window: int = 1
     exempt_kinds: tuple[str, ...] = ("complaint", "followup")
     yearly_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class DataAlteredParams:
+    # Revised fields ("cases.accepted_at") that raise a finding; empty: every one.
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,15 @@ def _prepare_inspection(params: InspectionParams, _rules_dir: Path) -> RepeatPar
         exempt_kinds=frozenset(params.exempt_kinds),
         yearly_cap=params.yearly_cap,
     )
+
+
+def _prepare_data_altered(params: DataAlteredParams, _rules_dir: Path) -> frozenset[str]:
+    unknown = sorted(set(params.fields) - ALL_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"fields: unknown field {unknown[0]!r} (known: {', '.join(sorted(ALL_FIELDS))})"
+        )
+    return frozenset(params.fields)
 
 
 def _read_data(rules_dir: Path, name: str) -> dict[str, Any]:
@@ -165,6 +182,25 @@ def _prepare_fee(params: FeeParams, rules_dir: Path) -> FeeCatalogue:
         raise ValueError(f"{params.catalogue}: {exc}") from None
 
 
+def _prepare_pattern(params: PatternParams, _rules_dir: Path) -> Pattern:
+    # The rule is checked first, so a file is checked precisely even where the engine is
+    # missing; then a missing engine (Python 3.13) skips the rule with a clear line.
+    pattern = compile_pattern(params)
+    unavailable = engine_unavailable()
+    if unavailable is not None:
+        raise ValueError(unavailable)
+    return pattern
+
+
+class _DeclaredInRule(tuple[str, ...]):
+    """The findings of the pattern kind: each rule declares its own (`params.finding`,
+    graded by `params.severity`), so `[rules.severity]` names none of them; the one
+    entry is what the loader prints as the known findings."""
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+
 KINDS: Mapping[str, RuleKind] = MappingProxyType(
     {
         kind.name: kind
@@ -206,6 +242,20 @@ KINDS: Mapping[str, RuleKind] = MappingProxyType(
                 ("repeat",),
                 {"*": Severity.YELLOW},
                 _prepare_inspection,
+            ),
+            RuleKind(
+                "pattern",
+                PatternParams,
+                _DeclaredInRule(("none: a pattern rule grades its finding with params.severity",)),
+                {"*": Severity.YELLOW},
+                _prepare_pattern,
+            ),
+            RuleKind(
+                "data_altered",
+                DataAlteredParams,
+                ("data_altered",),
+                {"*": Severity.RED},
+                _prepare_data_altered,
             ),
         )
     }

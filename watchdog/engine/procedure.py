@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 # Canonical step codes (domain.md, "steps"). Templates may also name other codes, because
@@ -68,7 +69,7 @@ class ProcedureTemplate:
                 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # millions per full evaluation
 class StepRecord:
     """One step row of a case. `finished_at` None: not finished (yet)."""
 
@@ -78,7 +79,8 @@ class StepRecord:
     handler_id: str | None
 
     def __post_init__(self) -> None:
-        if self.finished_at is not None:
+        # Tested inline: a full evaluation builds a record for every stored step.
+        if self.finished_at is not None and self.finished_at.utcoffset() is None:
             _require_aware(f"step {self.step_id!r} finished_at", self.finished_at)
 
 
@@ -119,44 +121,58 @@ def check_procedure(
         return []
 
     seen = _earliest(steps, as_of)
-    position = {code: index for index, code in enumerate(template.steps)}
-    base: dict[str, Any] = {
-        "template": template.name,
-        "template_steps": list(template.steps),
-        "accepted_at": accepted_at.isoformat(),
-        "as_of": as_of.isoformat(),
-    }
+    order = template.steps
     breaches: list[ProcedureBreach] = []
+    # The evidence every breach shares, built only for a case that has one (most have none).
+    base: dict[str, Any] = {}
 
-    for index, code in enumerate(template.steps):
-        later = [seen[c] for c in template.steps[index + 1 :] if c in seen]
-        if code not in seen and later:
-            evidence = {**base, "missing_step": code, "later_steps": _steps(later)}
-            breaches.append(ProcedureBreach("step_missing", code, evidence))
+    def evidence(**found: Any) -> dict[str, Any]:
+        if not base:
+            base.update(
+                template=template.name,
+                template_steps=list(order),
+                accepted_at=accepted_at.isoformat(),
+                as_of=as_of.isoformat(),
+            )
+        return {**base, **found}
 
-    present = [code for code in template.steps if code in seen]
-    for code in present:
-        step = seen[code]
-        # The steps placed before this one in the template that it finished ahead of.
-        overtaken = [
-            seen[c] for c in present if position[c] < position[code] and _at(seen[c]) > _at(step)
-        ]
-        if overtaken:
-            evidence = {**base, "step": _step(step), "finished_before": _steps(overtaken)}
-            breaches.append(ProcedureBreach("out_of_order", code, evidence))
+    # Template positions of the present steps, in template order.
+    present_at = [index for index, code in enumerate(order) if code in seen]
+    if present_at:
+        # A step is missing when absent while a later template step is present, that is
+        # when it is absent and placed before the last present one.
+        for index in range(present_at[-1]):
+            code = order[index]
+            if code not in seen:
+                later = [seen[c] for c in order[index + 1 :] if c in seen]
+                found = evidence(missing_step=code, later_steps=_steps(later))
+                breaches.append(ProcedureBreach("step_missing", code, found))
+
+    present = [order[index] for index in present_at]
+    times = [_at(seen[code]) for code in present]
+    # Only a step finished earlier than a step placed before it is out of order, so
+    # present steps whose times never go down (the usual case) have none.
+    if any(later < earlier for earlier, later in pairwise(times)):
+        for i, code in enumerate(present):
+            # The steps placed before this one in the template that it finished ahead of.
+            overtaken = [
+                seen[c] for c, t in zip(present[:i], times[:i], strict=True) if t > times[i]
+            ]
+            if overtaken:
+                found = evidence(step=_step(seen[code]), finished_before=_steps(overtaken))
+                breaches.append(ProcedureBreach("out_of_order", code, found))
 
     for code, step in seen.items():
         if code not in _MAY_PRECEDE_ACCEPTANCE and _at(step) < accepted_at:
-            evidence = {**base, "step": _step(step)}
-            breaches.append(ProcedureBreach("before_acceptance", code, evidence))
+            breaches.append(ProcedureBreach("before_acceptance", code, evidence(step=_step(step))))
 
-    for pair in _ordered_pairs(template, position):
+    for pair in _ordered_pairs(template):
         first, second = seen.get(pair[0]), seen.get(pair[1])
         if first is None or second is None or first.handler_id is None:
             continue
         if first.handler_id == second.handler_id:
-            evidence = {**base, "handler_id": first.handler_id, "steps": _steps([first, second])}
-            breaches.append(ProcedureBreach("same_handler", ",".join(pair), evidence))
+            found = evidence(handler_id=first.handler_id, steps=_steps([first, second]))
+            breaches.append(ProcedureBreach("same_handler", ",".join(pair), found))
 
     breaches.sort(key=lambda breach: (breach.finding, breach.subject))
     return breaches
@@ -166,20 +182,31 @@ def _earliest(steps: Sequence[StepRecord], as_of: datetime) -> dict[str, StepRec
     """The earliest occurrence of each step code that happened by `as_of` (steps 2-3)."""
     seen: dict[str, StepRecord] = {}
     for step in steps:
-        if step.finished_at is None or step.finished_at > as_of:
+        finished = step.finished_at
+        if finished is None or finished > as_of:
             continue
         current = seen.get(step.step_code)
-        if current is None or (step.finished_at, step.step_id) < (_at(current), current.step_id):
+        if current is None or (finished, step.step_id) < (_at(current), current.step_id):
             seen[step.step_code] = step
     return seen
 
 
-def _ordered_pairs(
-    template: ProcedureTemplate, position: Mapping[str, int]
-) -> list[tuple[str, str]]:
+def _ordered_pairs(template: ProcedureTemplate) -> tuple[tuple[str, str], ...]:
     """Distinct-handler pairs in template order, each once, however they were written."""
-    pairs = {(a, b) if position[a] < position[b] else (b, a) for a, b in template.distinct_handlers}
-    return sorted(pairs, key=lambda pair: (position[pair[0]], position[pair[1]]))
+    # Templates are few and frozen; cache the answer on each one (per case it was a
+    # sort and a set of tuples, for every case of the county).
+    cached: tuple[tuple[str, str], ...] | None = _PAIRS.get(template)
+    if cached is None:
+        position = {code: index for index, code in enumerate(template.steps)}
+        pairs = {
+            (a, b) if position[a] < position[b] else (b, a) for a, b in template.distinct_handlers
+        }
+        cached = tuple(sorted(pairs, key=lambda pair: (position[pair[0]], position[pair[1]])))
+        _PAIRS[template] = cached
+    return cached
+
+
+_PAIRS: dict[ProcedureTemplate, tuple[tuple[str, str], ...]] = {}
 
 
 def _at(step: StepRecord) -> datetime:

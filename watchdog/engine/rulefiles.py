@@ -83,7 +83,7 @@ def load_rules(directory: Path) -> RuleSet:
     for path in sorted(directory.glob("*.toml")):
         content = path.read_bytes()
         digests[path.name] = hashlib.sha256(content).hexdigest()
-        loaded, file_problems = _load_file(path, content, directory)
+        loaded, file_problems = _load_file(path, content, (directory,))
         for rule in loaded:
             if rule.id in seen:
                 file_problems.append(
@@ -100,6 +100,54 @@ def load_rules(directory: Path) -> RuleSet:
     )
 
 
+def load_rule_file(path: Path, rules_dir: Path) -> RuleSet:
+    """Load and check one rule file on its own (`watchdog rules test`), with the same
+    checks as the folder; duplicate ids within the file are refused too.
+
+    Reference data files resolve against the file's own folder first, then `rules_dir`,
+    so a changed rule can be tried beside its changed catalogue, or alone against the
+    reference data in force.
+    """
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        problem = f"{path.name}: cannot read: {exc.strerror or exc}"
+        return RuleSet((), (problem,), MappingProxyType({}))
+    directories = tuple(dict.fromkeys((path.parent, rules_dir)))
+    loaded, problems = _load_file(path, content, directories)
+    seen: set[str] = set()
+    for rule in loaded:
+        if rule.id in seen:
+            problems.append(f"{path.name}: rules: duplicate id {rule.id!r}")
+        seen.add(rule.id)
+    digest = hashlib.sha256(content).hexdigest()
+    return RuleSet(
+        () if problems else tuple(loaded),
+        tuple(problems),
+        MappingProxyType({path.name: digest}),
+        digest,
+    )
+
+
+def _data_dir(params: Any, directories: tuple[Path, ...]) -> Path:
+    """The first folder holding every reference data file the parameters name.
+
+    A data file is any string parameter naming a file in one of the folders; when no
+    folder holds them all (or none is named), the first folder is used, so the kind
+    reports the missing file as usual.
+    """
+    names = [
+        value
+        for spec in fields(params)
+        if isinstance(value := getattr(params, spec.name), str)
+        and any((folder / value).is_file() for folder in directories)
+    ]
+    for folder in directories:
+        if all((folder / name).is_file() for name in names):
+            return folder
+    return directories[0]
+
+
 def folder_fingerprint(directory: Path) -> str:
     """A digest of every TOML file under the rules folder (names and contents), so a
     change to a rule file or to its reference data is noticed without parsing."""
@@ -110,7 +158,9 @@ def folder_fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_file(path: Path, content: bytes, directory: Path) -> tuple[list[RuleSpec], list[str]]:
+def _load_file(
+    path: Path, content: bytes, directories: tuple[Path, ...]
+) -> tuple[list[RuleSpec], list[str]]:
     name = path.name
     try:
         data = tomllib.loads(content.decode("utf-8"))
@@ -122,14 +172,19 @@ def _load_file(path: Path, content: bytes, directory: Path) -> tuple[list[RuleSp
         return [], [*problems, f"{name}: rules: expected one or more [[rules]] tables"]
     rules = []
     for index, table in enumerate(tables):
-        rule = _load_rule(name, f"rules[{index}]", table, path, directory, problems)
+        rule = _load_rule(name, f"rules[{index}]", table, path, directories, problems)
         if rule is not None:
             rules.append(rule)
     return rules, problems
 
 
 def _load_rule(
-    name: str, where: str, table: dict[str, Any], path: Path, directory: Path, problems: list[str]
+    name: str,
+    where: str,
+    table: dict[str, Any],
+    path: Path,
+    directories: tuple[Path, ...],
+    problems: list[str],
 ) -> RuleSpec | None:
     before = len(problems)
 
@@ -167,7 +222,7 @@ def _load_rule(
     if len(problems) > before or params is None:
         return None
     try:
-        prepared = kind.prepare(params, directory)
+        prepared = kind.prepare(params, _data_dir(params, directories))
     except ValueError as exc:
         problem("params", str(exc))
         return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from watchdog.config import SourceSettings
 
@@ -39,7 +40,10 @@ def open_source_engine(source: SourceSettings) -> Engine:
             connection.execute("PRAGMA cache_size=-65536")
             return connection
 
-        return create_engine("sqlite://", creator=connect)
+        # No pool: a file is cheap to open, and a pooled connection (SQLAlchemy keeps
+        # one per thread for this URL) would go on reading a file renamed or replaced
+        # under it (a backup restored), while a new one sees what is there now.
+        return create_engine("sqlite://", creator=connect, poolclass=NullPool)
     if backend == "postgresql":
         options = f"-c default_transaction_read_only=on -c TimeZone={source.timezone.key}"
         # A host that drops packets would otherwise hold the cycle for minutes.

@@ -49,6 +49,7 @@ class EntityPoll:
     rows_read: int = 0
     rows_changed: int = 0
     rows_quarantined: int = 0
+    revisions: int = 0  # deciding fields of stored rows the source changed
     watermark: datetime | None = None
 
 
@@ -70,6 +71,10 @@ class PollResult:
     @property
     def rows_quarantined(self) -> int:
         return sum(e.rows_quarantined for e in self.entities)
+
+    @property
+    def revisions(self) -> int:
+        return sum(e.revisions for e in self.entities)
 
 
 def wrap_query(query: str, *, incremental: bool) -> str:
@@ -133,9 +138,16 @@ class SourcePoller:
         where = f'source "{self.source.name}": {entity.name} query'
         encoding = encoding_for(self.store.dialect.name)
         outcome = EntityPoll(entity.name)
-        writer = BatchWriter(self.store, self.source.name, entity, encoding, self.clock())
         table = schema.ENTITY_TABLES[entity.name]
         first_load = watermark is None and is_empty(self.store, table)
+        writer = BatchWriter(
+            self.store,
+            self.source.name,
+            entity,
+            encoding,
+            self.clock(),
+            revisions=not first_load,  # an empty table has no old values to compare
+        )
         try:
             with (
                 indexes_deferred(self.store, table) if first_load else nullcontext(),
@@ -165,6 +177,7 @@ class SourcePoller:
                 raise  # the store failed, not the source: not this source's fault
             raise SourceError(f"{where} failed: {first_line(exc)}") from exc
         outcome.watermark = writer.newest
+        outcome.revisions = writer.revisions.recorded if writer.revisions is not None else 0
         outcome.rows_changed = self._count_changed(entity, seq)
         return outcome
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from watchdog.sources.entities import Entity, content_hash
+from watchdog.sources.revisions import RevisionCapture
 from watchdog.store import schema
 from watchdog.store.encoding import StoreEncoding
 from watchdog.store.upsert import BulkUpsert
@@ -51,7 +52,10 @@ class BatchWriter:
         entity: Entity,
         encoding: StoreEncoding,
         now: datetime,
+        *,
+        revisions: bool = True,
     ) -> None:
+        """`revisions` False skips comparing with stored rows (a first load: none)."""
         self.store = store
         self.source = source
         self.entity = entity
@@ -64,6 +68,11 @@ class BatchWriter:
             key=("source", entity.key),
             # updated_at is left out: a touched row with the same content is no change.
             compared=tuple(f.name for f in entity.fields),
+        )
+        self.revisions = (
+            RevisionCapture(store.dialect.name, source, entity, encoding, now)
+            if revisions
+            else None
         )
         self.rows_written = 0
         self.newest: datetime | None = None
@@ -126,6 +135,8 @@ class BatchWriter:
     def _store(self, batch: Batch) -> None:
         newest = None if batch.newest is None else self.encoding.read_timestamp(batch.newest)
         with self.store.begin() as connection:
+            if self.revisions is not None:  # before the upsert overwrites the old values
+                self.revisions.record(connection, batch.rows)
             self.upsert.execute(connection, batch.prepared)
             self._quarantine(connection, batch.bad)
             if newest is not None:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Index, Table, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.store import schema
@@ -30,14 +30,39 @@ def is_empty(store: Engine, table: Table) -> bool:
 @contextmanager
 def indexes_deferred(store: Engine, table: Table) -> Iterator[None]:
     """Drop the table's secondary indexes for the block; build them again after it,
-    whether it succeeded or not."""
+    whether it succeeded or not.
+
+    Two sources may first-load into the same empty table at once (one daemon polls its
+    sources in parallel; several daemons share a PostgreSQL store): each may find an
+    index already dropped or already built by the other, which is no error, as indexes
+    only make queries faster.
+    """
     for index in table.indexes:
-        index.drop(store, checkfirst=True)
+        _tolerating_a_race(store, index, create=False)
     try:
         yield
     finally:
         for index in table.indexes:
+            _tolerating_a_race(store, index, create=True)
+
+
+def _tolerating_a_race(store: Engine, index: Index, *, create: bool) -> None:
+    try:
+        if create:
             index.create(store, checkfirst=True)
+        else:
+            index.drop(store, checkfirst=True)
+    except SQLAlchemyError:
+        # Between the check and the statement another loader did the same thing.
+        if _exists(store, index) != create:
+            raise
+
+
+def _exists(store: Engine, index: Index) -> bool:
+    assert index.table is not None
+    with store.connect() as connection:
+        names = {i["name"] for i in inspect(connection).get_indexes(index.table.name)}
+    return index.name in names
 
 
 def restore_indexes(store: Engine) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -192,6 +193,29 @@ watermarks = Table(
     Column("advanced_at", UTCDateTime(), nullable=False),
 )
 
+# A deciding field (a time, limit, handler, code or amount a deadline or finding rests
+# on) of a stored source row that the source changed later: old and new value as text.
+# Written by the poller in the transaction that stores the new value; filling in an
+# empty progress field (an acceptance, a completion) is not a revision.
+source_revisions = Table(
+    "source_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", CODE, nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("row_key", ID, nullable=False),
+    Column("case_id", ID),
+    # What evaluation scopes by: the case, or for inspections the enterprise.
+    Column("scope_key", ID),
+    Column("field", String(64), nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    Column("poll", Integer, nullable=False),
+    Index(None, "source", "scope_key"),
+    Index(None, "source", "poll"),
+)
+
 violations = Table(
     "violations",
     metadata,
@@ -215,10 +239,15 @@ violations = Table(
     Column("due_date", Date),
     Column("provisional", Boolean, nullable=False),
     Column("evidence", JSON, nullable=False),
+    # Set when the finding went away or got milder only after the source changed a
+    # deciding field (`source_revisions`): the violation then stays open, contested.
+    Column("contested_by_revision", ForeignKey("source_revisions.id")),
+    Column("contested_at", UTCDateTime()),
     Index(None, "source", "rule_id", "scope_key"),
     Index(None, "source", "case_id"),
     Index(None, "state", "severity"),
     Index(None, "dept_code", "state"),
+    Index(None, "contested_by_revision"),
 )
 
 violation_events = Table(
@@ -226,7 +255,8 @@ violation_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("violation_id", ForeignKey("violations.id"), nullable=False, index=True),
-    Column("event", String(16), nullable=False),  # opened | upgraded | resolved | reopened
+    # opened | upgraded | resolved | reopened | contested
+    Column("event", String(16), nullable=False),
     Column("severity_from", String(16)),
     Column("severity_to", String(16)),
     Column("at", UTCDateTime(), nullable=False),  # the evaluation instant
@@ -328,10 +358,33 @@ deliveries = Table(
     Column("last_error", Text),
     Column("permanent", Boolean, nullable=False),  # the last error will not go away
     Column("delivered_at", UTCDateTime()),
-    Column("message_id", Text),
+    Column("message_id", Text),  # generated at the first claim, kept for every resend
+    # Attempts cut off by a dead daemon after the claim: each was sent again with the
+    # same Message-ID, so a copy the server may already hold can be recognised.
+    Column("interruptions", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("notice_id", "recipient"),
     Index(None, "state", "next_attempt_at"),
+)
+
+# The audit trail: every violation and notice change and every rule set the daemon
+# loads, hash-chained (watchdog/audit/chain.py has the recipe). `seq` is assigned by the
+# appender under a lock, gapless from 1, so a removed entry leaves a gap and a forged
+# one breaks the next entry's prev_hash.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),  # when the change took effect
+    Column("recorded_at", UTCDateTime(), nullable=False),  # wall clock when appended
+    Column("actor", Text, nullable=False),  # "watchdog" for the daemon, else --by
+    Column("entity", String(16), nullable=False),  # violation | notice | ruleset
+    Column("entity_id", ID, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "entity", "entity_id"),
 )
 
 ENTITY_TABLES = {

@@ -1,0 +1,1 @@
+"""Grafana dashboards for the wall, a department and the daemon's health (generated)."""

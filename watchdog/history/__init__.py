@@ -1,0 +1,1 @@
+"""Violation history for auditors: filters, queries, exports and their CLI commands."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the daemon: definitions, store snapshot, HTTP endpoint."""

@@ -1,0 +1,1 @@
+"""The auditors' HTTP API and web console, served by the daemon."""
