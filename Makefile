@@ -32,8 +32,12 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Most tests run on every core (pytest-xdist: each worker has its own PostgreSQL
+# database and temporary folders); the timing-sensitive ones (marked serial: daemons
+# killed, outages, the soak) then run alone, so a busy core does not decide them.
 pytest: $(STAMP) prometheus chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup -m "not serial"
+	$(BIN)/pytest -m serial
 
 # Prometheus and promtool for tests/test_prometheus.py (Debian package `prometheus`),
 # installed when missing and apt-get is at hand; without them those tests skip, or fail

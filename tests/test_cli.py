@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -206,6 +207,10 @@ def test_the_demo_builds_its_county_and_store_from_nothing_and_finds_violations(
     assert (tmp_path / "var" / "demo-source.db").is_file()
     assert 'source "demo": read ' in result.stdout
     assert "合计" in result.stdout
+    # --once delivers the outbox once, as the daemon's job would: every message written.
+    delivered = re.search(r"delivery: (\d+) sent, 0 to retry, 0 failed", result.stdout)
+    assert delivered is not None, result.stdout
+    assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == int(delivered[1]) > 0
     listed = watchdog("violations", "--format", "jsonl", cwd=tmp_path)
     severities = {json.loads(line)["severity"] for line in listed.stdout.splitlines()}
     assert severities == {"warning", "yellow", "red"}

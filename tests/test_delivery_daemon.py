@@ -21,6 +21,9 @@ from tests.test_poller import CASES, make_source, row
 from watchdog.store import schema
 from watchdog.store.database import create_store_engine, upgrade_store
 
+# Daemons killed, outages, timing: run alone (`make pytest` runs the serial ones last).
+pytestmark = pytest.mark.serial
+
 RULES = Path(__file__).resolve().parent.parent / "rules"
 NOTICES = 25  # two recipients each: 50 deliveries in one batch
 

@@ -68,6 +68,9 @@ from watchdog.notices.senders import SmtpSender
 from watchdog.store import schema
 from watchdog.store.database import create_store_engine, upgrade_store
 
+# Daemons killed, outages, timing: run alone (`make pytest` runs the serial ones last).
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture
 def daemons() -> Iterator[list[DaemonProcess]]:
@@ -706,16 +709,6 @@ def test_garbage_in_each_column_type_is_quarantined_by_row_and_column_and_the_re
     watchdog.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation passes values the store cannot hold: on PostgreSQL the batch, and "
-    "so every cycle of the source, fails without naming the row (NUL: 'PostgreSQL text "
-    "fields cannot contain NUL (0x00) bytes'; 'value too long for type character "
-    "varying(64)'; 'integer out of range'); on SQLite a NUL cuts the text short, bytes are "
-    "stored as their repr and a limit of 10**12 overflows the clock. Needs checks in "
-    "watchdog/sources/validation.py (text without NUL and within the column's length, "
-    "binary refused, integers within 32 bits).",
-)
 def test_values_the_store_cannot_hold_are_quarantined_and_do_not_block_the_source(
     store: Engine, store_url: str, tmp_path: Path
 ) -> None:
@@ -795,15 +788,6 @@ def due_dates(store: Engine) -> dict[str, tuple[str, bool]]:
     return {str(r[0]): (str(r[1]), bool(r[2])) for r in rows}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adding a year to the calendar override file re-evaluates nothing (the next "
-    "cycle is incremental and the case did not change), and even `watchdog evaluate "
-    "--full` updates only the evidence of a violation found at the same grade: the row's "
-    "due_date and provisional columns keep the provisional values. Needs the calendar's "
-    "coverage in what makes a cycle full (as a changed rule folder does) and reconcile to "
-    "update due_date/provisional with the evidence (watchdog/app.py, watchdog/violations.py).",
-)
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_once_the_missing_year_is_added_the_provisional_deadlines_become_final(
     store: Engine, store_url: str, tmp_path: Path

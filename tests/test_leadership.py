@@ -38,6 +38,9 @@ from watchdog.leadership import (
 from watchdog.store import schema
 from watchdog.store.database import create_store_engine, upgrade_store
 
+# Daemons killed, outages, timing: run alone (`make pytest` runs the serial ones last).
+pytestmark = pytest.mark.serial
+
 RULES = Path(__file__).resolve().parent.parent / "rules"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -15,6 +15,9 @@ import pytest
 
 from bench.soak import report, run_soak, verdict
 
+# Daemons killed, outages, timing: run alone (`make pytest` runs the serial ones last).
+pytestmark = pytest.mark.serial
+
 
 @pytest.mark.slow  # about 40 s; still run by the default `pytest` command
 @pytest.mark.parametrize("backend", ["postgresql"])

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, update
 
 from watchdog.audit.hooks import audit_violation_changes, compose, record_rule_set
 from watchdog.calendar import WorkCalendar, load_overrides
+from watchdog.calendar_watch import CalendarFile, record_fingerprint, stored_fingerprint
 from watchdog.config import Settings
 from watchdog.engine.altered import evaluate_altered_rules
 from watchdog.engine.case_rules import evaluate_case_rules
@@ -96,7 +97,8 @@ class Watchdog:
         self.settings = settings
         self.store = store or create_store_engine(settings.store_url)
         self.clock = clock
-        self.calendar = build_calendar(settings)
+        self.calendar_file = CalendarFile(settings.calendar_overrides)
+        self.calendar = self.calendar_file.calendar
         self._rules_lock = threading.Lock()
         # Sources whose next evaluation must look at every case: a changed rule may
         # judge cases that no incremental pass would look at again.
@@ -162,6 +164,15 @@ class Watchdog:
             log.error("rule file skipped: %s", problem)
         return True
 
+    def reload_calendar_if_changed(self) -> bool:
+        """Take up an edited calendar override file (see `watchdog.calendar_watch`)."""
+        if not self.calendar_file.reload_if_changed():
+            return False
+        self.calendar = self.calendar_file.calendar
+        if self.notices is not None:  # notice deadlines count working days too
+            self.notices.issuer.calendar = self.calendar
+        return True
+
     def overdue_rule(self, on: date) -> OverdueRule | None:
         """The overdue rule in force on a date (the first in file order), if any."""
         for spec in self.rules.of_kind("overdue"):
@@ -185,7 +196,15 @@ class Watchdog:
             record_rule_set(self.store, self.settings.rules_dir, loaded, self.clock())
             self._audited_rules = loaded.fingerprint
         baseline = read_baseline(self.store, name)
+        calendar = self.calendar_file.fingerprint  # read before the rules take the calendar
         incremental = record and not full and baseline.evaluated_at is not None
+        if incremental and stored_fingerprint(self.store, name) != calendar:
+            log.warning(
+                'source "%s": the working-day calendar changed since the last evaluation: '
+                "evaluating every case",
+                name,
+            )
+            incremental = False
         zone = source.timezone
         result = EvaluationResult(name)
         run = EvaluationPass(
@@ -227,6 +246,7 @@ class Watchdog:
                 result.errors.append(f"event checks: {first_line(exc)}")
         if record and not result.errors:
             mark_evaluated(self.store, name, baseline.poll_seq, as_of)
+            record_fingerprint(self.store, name, calendar)
         self._disable_failing_rules(name, result)
         return result
 
@@ -256,6 +276,7 @@ class Watchdog:
         report = CycleReport(name)
         try:
             self.reload_rules_if_changed()
+            self.reload_calendar_if_changed()
             report.poll = self.poll(name)
             with self._rules_lock:
                 full = name in self._full_next

@@ -94,8 +94,9 @@ def reconcile(
 
     1. Load the scope's stored violations by fingerprint.
     2. A new fingerprint opens a violation; a resolved one that is found again reopens.
-    3. A finding graver than the stored severity upgrades it; a milder one changes
-       only the evidence (a grade once reached stays).
+    3. A finding graver than the stored severity upgrades it; the same grade or a
+       milder one changes only the evidence, due date and provisional mark (a grade
+       once reached stays).
     4. An open violation in the scope without a finding is resolved, with the reason
        the rule gave for the case (`notes`) when there is one.
     5. Unless the source changed a field the verdict rests on since the last
@@ -139,7 +140,7 @@ def reconcile(
             changed.append((row, finding, "upgraded", severity))
             counts.upgraded += 1
         elif _RANK[severity] == _RANK[row.severity]:
-            seen.append({"_id": row.id, "last_seen_at": at, "evidence": dict(finding.evidence)})
+            seen.append(_seen_again(row, finding, at))
         elif row.contested_by_revision is not None:
             touched.append({"_id": row.id, "last_seen_at": at})
         else:
@@ -150,11 +151,7 @@ def reconcile(
         if row.state == OPEN and fingerprint not in found and row.contested_by_revision is None
     ]
     contested = _contested(connection, scope.source, milder, vanished)
-    seen += [
-        {"_id": row.id, "last_seen_at": at, "evidence": dict(finding.evidence)}
-        for row, finding in milder
-        if row.id not in contested
-    ]
+    seen += [_seen_again(row, finding, at) for row, finding in milder if row.id not in contested]
     resolved = [
         (row, (notes or {}).get(row.scope_key, "no longer found"))
         for row in vanished
@@ -176,6 +173,19 @@ def reconcile(
     if listener is not None and changes:
         listener(connection, changes)
     return counts
+
+
+def _seen_again(row: Row[Any], finding: Finding, at: datetime) -> dict[str, Any]:
+    """The update of a violation found again without a graver grade: its evidence, and
+    the due date and provisional mark that go with it (a calendar that gained a year
+    moves a provisional due date and makes it final without changing the grade)."""
+    return {
+        "_id": row.id,
+        "last_seen_at": at,
+        "due_date": finding.due_date,
+        "provisional": finding.provisional,
+        "evidence": dict(finding.evidence),
+    }
 
 
 def _found_changes(

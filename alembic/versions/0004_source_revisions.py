@@ -1,4 +1,4 @@
-"""source revisions and contested violations
+"""source revisions and contested violations; the calendar of the last evaluation
 
 Revision ID: 0004
 Revises: 0003
@@ -57,8 +57,14 @@ def upgrade() -> None:
             batch_op.f("ix_violations_contested_by_revision"), ["contested_by_revision"]
         )
 
+    with op.batch_alter_table("source_state", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("calendar", sa.String(length=64), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("source_state", schema=None) as batch_op:
+        batch_op.drop_column("calendar")
+
     with op.batch_alter_table("violations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_violations_contested_by_revision"))
         batch_op.drop_constraint(

@@ -177,6 +177,7 @@ class SourcePoller:
                 raise  # the store failed, not the source: not this source's fault
             raise SourceError(f"{where} failed: {first_line(exc)}") from exc
         outcome.watermark = writer.newest
+        outcome.rows_quarantined += writer.rows_refused  # found only when the store said no
         outcome.revisions = writer.revisions.recorded if writer.revisions is not None else 0
         outcome.rows_changed = self._count_changed(entity, seq)
         return outcome

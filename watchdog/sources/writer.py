@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
 from watchdog.sources.entities import Entity, content_hash
 from watchdog.sources.revisions import RevisionCapture
@@ -40,6 +41,10 @@ class Batch:
 
 
 _DONE = Batch()
+
+
+class BatchRefused(Exception):
+    """The store refused a batch and no single row of it on its own: names the entity."""
 
 
 class BatchWriter:
@@ -75,6 +80,7 @@ class BatchWriter:
             else None
         )
         self.rows_written = 0
+        self.rows_refused = 0  # rows the store refused although they passed validation
         self.newest: datetime | None = None
         self._queue: queue.Queue[Batch] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
@@ -133,6 +139,51 @@ class BatchWriter:
                 self._queue.get_nowait()
 
     def _store(self, batch: Batch) -> None:
+        try:
+            self._write(batch)
+        except (DataError, IntegrityError) as exc:
+            # Validation should have caught it; if it did not, one bad value must still
+            # not block the source forever, nor fail without naming its row.
+            if not batch.rows:
+                raise
+            refused = self._find_refused(batch.rows)
+            if not refused:
+                raise BatchRefused(
+                    f'source "{self.source}": the store refused a batch of {len(batch.rows)} '
+                    f"{self.entity.name} rows but none of them alone: {_first_line(exc)}"
+                ) from exc
+            self.rows_refused += len(refused)
+            wrong = {id(row) for row, _ in refused}
+            batch.rows = [row for row in batch.rows if id(row) not in wrong]
+            batch.prepared = self.upsert.prepare(batch.rows) if batch.rows else None
+            names = self.entity.column_names  # a store row is (source, *names, change_seq)
+            batch.bad = batch.bad + [
+                (dict(zip(names, row[1:-1], strict=True)), f"store refused the row: {problem}")
+                for row, problem in refused
+            ]
+            self._write(batch)
+
+    def _find_refused(self, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], str]]:
+        """The rows the store refuses, each with the store's reason, found by bisection:
+        each half is tried in a transaction that is rolled back, so k bad rows cost
+        about 2·k·log2(n) trial upserts, not n."""
+        connection = self.store.connect()
+        try:
+            transaction = connection.begin()
+            try:
+                self.upsert.execute(connection, self.upsert.prepare(rows))
+                return []
+            except (DataError, IntegrityError) as exc:
+                if len(rows) == 1:
+                    return [(rows[0], _first_line(exc))]
+            finally:
+                transaction.rollback()
+        finally:
+            connection.close()
+        middle = len(rows) // 2
+        return self._find_refused(rows[:middle]) + self._find_refused(rows[middle:])
+
+    def _write(self, batch: Batch) -> None:
         newest = None if batch.newest is None else self.encoding.read_timestamp(batch.newest)
         with self.store.begin() as connection:
             if self.revisions is not None:  # before the upsert overwrites the old values
@@ -173,11 +224,13 @@ class BatchWriter:
                 )
                 continue
             key = row.get(self.entity.key)
+            if key is not None:  # PostgreSQL text cannot hold a NUL; the key may be bad
+                key = str(key).replace("\x00", "\\x00")[:128]
             connection.execute(
                 table.insert().values(
                     source=self.source,
                     entity=self.entity.name,
-                    row_key=None if key is None else str(key)[:128],
+                    row_key=key,
                     reason=reason,
                     row=shown,
                     row_hash=digest,
@@ -212,3 +265,9 @@ class BatchWriter:
                 advanced_at=self.now,
             )
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's statement and background link."""
+    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return message[0] if message else type(exc).__name__

@@ -175,6 +175,9 @@ source_state = Table(
     # The instant of the last recording pass: events dated between it and the next
     # pass's instant "happen" without any row changing, so those cases are looked at.
     Column("evaluated_at", UTCDateTime()),
+    # The working-day calendar that pass used (`watchdog.calendar_watch`): with another
+    # calendar every deadline may move, so the next pass looks at every case.
+    Column("calendar", String(64)),
     Column("last_poll_started_at", UTCDateTime()),
     Column("last_success_at", UTCDateTime()),
     Column("last_error", Text),
