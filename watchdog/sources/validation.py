@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import BigInteger, Integer, Numeric, SmallInteger, String
+
 from watchdog.sources.entities import (
     LATEST_YEAR,
     BadValue,
@@ -29,6 +31,7 @@ from watchdog.sources.entities import (
     to_int,
     to_text,
 )
+from watchdog.store import schema
 from watchdog.store.encoding import CANONICAL, SQLITE, StoreEncoding
 
 
@@ -55,7 +58,11 @@ class RowValidator:
     1. null or empty: "missing" if the field is required, else its default;
     2. text is stripped, and blank counts as null;
     3. other kinds are converted (`BadValue` becomes the reason, prefixed by the field);
-    4. timestamps become UTC in the store's encoding, taking naive values in `zone`.
+    4. timestamps become UTC in the store's encoding, taking naive values in `zone`;
+    5. a value the store's column cannot hold is refused like any other breach (text
+       with a NUL character or longer than the column, binary data, a number past the
+       column's range): PostgreSQL would otherwise fail the whole batch, every cycle,
+       without naming the row, and SQLite would keep a mangled value.
     """
 
     def __init__(
@@ -98,7 +105,8 @@ def _generate(
     """Source of `validate(row)` and the names it uses."""
     namespace: dict[str, Any] = {
         "BadValue": BadValue,
-        "to_text": to_text,
+        "other_text": _other_text,
+        "text_problem": _text_problem,
         "fromisoformat": datetime.fromisoformat,
         "encode_time": encoding.timestamp,
         "to_utc": to_utc,
@@ -110,18 +118,19 @@ def _generate(
     lines = ["def validate(row):"]
     key = Field(entity.key, "text", required=True)
     fields = (key, *entity.fields, Field("updated_at", "timestamp", required=True))
+    limits = _store_limits(entity)
     names = []
     for index, field in enumerate(fields):
         name = f"v{index}"
         names.append(name)
         lines.append(f"    {name} = row[{positions[field.name]}]")
         if field.kind == "text":
-            lines += _text_lines(name, field)
+            lines += _text_lines(name, field, limits.get(field.name))
         elif field.kind == "timestamp":
             lines += _timestamp_lines(name, field, splice)
         else:
             converter = f"convert{index}"
-            namespace[converter] = _converter(field, encoding)
+            namespace[converter] = _converter(field, encoding, limits.get(field.name))
             lines += _converted_lines(name, field, converter)
     constants = []
     for index, value in enumerate((*before, *after)):
@@ -136,11 +145,65 @@ def _missing(field: Field) -> str:
     return f"return {f'{field.name}: missing'!r}"
 
 
-def _text_lines(name: str, field: Field) -> list[str]:
-    lines = [f"    {name} = ({name}.strip() or None) if type({name}) is str else to_text({name})"]
+def _store_limits(entity: Entity) -> dict[str, int]:
+    """Per column of the entity's store table: the longest text (String(n)), the largest
+    integer (by the integer type's width) or the largest amount (Numeric(p, s)) it holds."""
+    table = schema.ENTITY_TABLES.get(entity.name)
+    limits: dict[str, int] = {}
+    for column in () if table is None else table.columns:
+        kind = column.type
+        if isinstance(kind, String) and kind.length is not None:
+            limits[column.name] = kind.length
+        elif isinstance(kind, Integer):
+            # SQLite's INTEGER holds 64 bits, PostgreSQL's 32: the narrower one decides.
+            bits = (
+                64 if isinstance(kind, BigInteger) else 16 if isinstance(kind, SmallInteger) else 32
+            )
+            limits[column.name] = 2 ** (bits - 1) - 1
+        elif isinstance(kind, Numeric) and kind.precision is not None:
+            limits[column.name] = 10 ** (kind.precision - (kind.scale or 0))  # exclusive
+    return limits
+
+
+def _text_lines(name: str, field: Field, length: int | None) -> list[str]:
+    # The checks run on the text as read, before stripping (a memchr and a len): the
+    # helper looks again at the stripped text only for the rare value that fails them.
+    bad = f"'\\x00' in {name}" + ("" if length is None else f" or len({name}) > {length}")
+    arguments = f"{field.name!r}, {name}, {length!r}"
+    lines = [
+        f"    if type({name}) is str:",
+        f"        if {bad}:",
+        f"            problem = text_problem({arguments})",
+        "            if problem: return problem",
+        f"        {name} = {name}.strip() or None",
+        "    else:",
+        f"        {name} = other_text({arguments})",
+        f"        if type({name}) is tuple: return {name}[0]",
+    ]
     if field.required:
         lines.append(f"    if {name} is None: {_missing(field)}")
     return lines
+
+
+def _other_text(name: str, value: Any, length: int | None) -> str | tuple[str] | None:
+    """A non-str source value as text (a number, a date), or (reason,): binary data is
+    not text, and the text must fit the column."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return (f"{name}: expected text, got binary data {bytes(value[:16])!r}",)
+    text = to_text(value)
+    problem = None if text is None else _text_problem(name, text, length)
+    return text if problem is None else (problem,)
+
+
+def _text_problem(name: str, text: str, length: int | None) -> str | None:
+    """Why a text (stripped here) cannot be stored, or None."""
+    text = text.strip()
+    shown = repr(text[:32]) + ("…" if len(text) > 32 else "")
+    if "\x00" in text:
+        return f"{name}: text contains a NUL character: {shown}"
+    if length is not None and len(text) > length:
+        return f"{name}: {len(text)} characters, the store holds at most {length}: {shown}"
+    return None
 
 
 def _empty_lines(name: str, field: Field) -> list[str]:
@@ -197,12 +260,32 @@ def _timestamp_lines(name: str, field: Field, splice: int | None) -> list[str]:
     ]
 
 
-def _converter(field: Field, encoding: StoreEncoding) -> Callable[[Any], Any]:
+def _converter(field: Field, encoding: StoreEncoding, limit: int | None) -> Callable[[Any], Any]:
     if field.kind == "int":
-        return lambda value: to_int(value, field.what)
+        largest = limit
+
+        def convert_int(value: Any) -> int:
+            number = to_int(value, field.what)
+            if largest is not None and number > largest:
+                raise BadValue(
+                    f"{field.what} {number} too large (the store holds at most {largest})"
+                )
+            return number
+
+        return convert_int
     if field.kind == "decimal":
         encode_decimal = encoding.decimal
-        return lambda value: encode_decimal(to_decimal(value, field.what))
+        bound = limit
+
+        def convert_decimal(value: Any) -> Any:
+            number = to_decimal(value, field.what)
+            if bound is not None and number >= bound:
+                raise BadValue(
+                    f"{field.what} {number} too large (the store holds less than {bound})"
+                )
+            return encode_decimal(number)
+
+        return convert_decimal
     if field.kind == "choice":
         return lambda value: to_choice(value, field)
     raise ValueError(f"no converter for {field.kind}")
