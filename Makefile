@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 # database and temporary folders); the timing-sensitive ones (marked serial: daemons
 # killed, outages, the soak) then run alone, so a busy core does not decide them.
 pytest: $(STAMP) prometheus chromium
-	$(BIN)/pytest -n auto --dist loadgroup -m "not serial"
+	$(BIN)/pytest -n auto -m "not serial"
 	$(BIN)/pytest -m serial
 
 # Prometheus and promtool for tests/test_prometheus.py (Debian package `prometheus`),

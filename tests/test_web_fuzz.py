@@ -41,9 +41,9 @@ CONFIG = schemathesis.Config()
 # answers, not a 4xx for each.
 LENIENT = [schemathesis.checks.negative_data_rejection]
 
-# The module's fixtures check, after the last operation, that every one was fuzzed: its
-# tests stay together on one worker under pytest-xdist (`--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("web_fuzz")
+# The module's fixtures check, after the last operation, that every one was fuzzed, so
+# its tests must run in one process in collection order: with the serial ones.
+pytestmark = pytest.mark.serial
 
 recorded_url = pytest.fixture(scope="module", params=BACKENDS, name="store_url")(module_store_url)
 recorded_store = pytest.fixture(scope="module", name="store")(module_store)
