@@ -40,11 +40,14 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = ZoneInfo("Asia/Shanghai")
-# After every row of the generated data (it ends on 2026-12-31, last update 22:24), so
-# the full evaluation sees the whole history; the cycle runs ten minutes later.
-FULL_AT = datetime(2026, 12, 31, 23, 0, tzinfo=ZONE)
-CHANGED_AT = FULL_AT + timedelta(minutes=5)
-CYCLE_AT = FULL_AT + timedelta(minutes=10)
+# After every row of the generated data (it ends on 2026-12-31; at 1M cases its last
+# update is at 23:58), so the full evaluation sees the whole history. The changes are
+# stamped after every generated row, or the poll's watermark would be past them (a
+# source breaking the updated_at contract, which polling rightly does not see); the
+# cycle runs after them.
+FULL_AT = datetime(2026, 12, 31, 23, 59, 50, tzinfo=ZONE)
+CHANGED_AT = FULL_AT + timedelta(seconds=4)
+CYCLE_AT = FULL_AT + timedelta(seconds=8)
 PASSES = {
     "evaluate_overdue": "overdue",
     "evaluate_case_rules": "procedure and fee",
@@ -294,6 +297,12 @@ def change_cases(path: Path, changes: int) -> dict[str, int]:
     stamp = CHANGED_AT.strftime("%Y-%m-%d %H:%M:%S")
     db = sqlite3.connect(path)
     try:
+        (newest,) = db.execute(
+            "SELECT max(m) FROM (SELECT max(UPDATETIME) AS m FROM INFO_CASE"
+            " UNION ALL SELECT max(UPDATETIME) FROM INFO_PROCESS)"
+        ).fetchone()
+        if newest is not None and newest >= stamp:
+            raise SystemExit(f"the generated source has updates at {newest}, after {stamp}")
         rows = db.execute(
             "SELECT PROJID, BJSJ IS NULL FROM INFO_CASE WHERE ACCEPTDATE IS NOT NULL "
             "ORDER BY PROJID"
