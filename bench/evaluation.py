@@ -99,6 +99,10 @@ def write_config(args: argparse.Namespace) -> Path:
     # Notices are the next stage (issuing, rendering, the outbox), not evaluation: the
     # listener that issues them is left out of the figures.
     text = text.replace("[notices]\nenabled = true", "[notices]\nenabled = false")
+    if args.workers is not None:  # else the default: one per core, at most four
+        text = text.replace(
+            'log_level = "INFO"', f'log_level = "INFO"\nevaluation_workers = {args.workers}', 1
+        )
     path: Path = args.workdir / f"config-{args.store}-{args.cases}.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -261,6 +265,9 @@ def child_evaluate(config: Path, changes: int, profile: bool) -> dict[str, Any]:
     figures["full_cases"] = full.cases_evaluated
     figures["full_opened"] = full.counts.opened
     figures["full_peak_mib"] = peak_mib()
+    figures["workers"] = settings.evaluation_workers
+    # The worker processes of a split full pass have ended: the largest one's peak.
+    figures["worker_peak_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(15)
@@ -361,7 +368,10 @@ def show(args: argparse.Namespace, poll: dict[str, Any], figures: dict[str, Any]
         f"full evaluation:          {figures['full_seconds']:.1f} s{profiled}  "
         f"[{mark(figures['full_seconds'], 60)}]"
     )
-    print(f"  passes:                 {passes(figures['full_passes'])}")
+    workers = figures["workers"]
+    split = workers > 1 and figures["worker_peak_mib"] > 0
+    where = f" (of this process's range, 1 of {workers})" if split else ""
+    print(f"  passes:                 {passes(figures['full_passes'])}{where}")
     print(
         f"  cases / opened:         {figures['full_cases']:,} / {figures['full_opened']:,} "
         "violations"
@@ -384,10 +394,24 @@ def show(args: argparse.Namespace, poll: dict[str, Any], figures: dict[str, Any]
         f"upgraded {upgraded}, resolved {resolved}, reopened {reopened}"
     )
     print(f"  whole run_cycle:        {figures['cycle_seconds']:.2f} s (with rule reload check)")
+    if split:
+        # Each process peaks on its own; their sum bounds what the pass held at once.
+        total = figures["peak_mib"] + (workers - 1) * figures["worker_peak_mib"]
+        print(
+            f"peak memory:              evaluator {figures['peak_mib']:,.0f} MiB, largest "
+            f"worker {figures['worker_peak_mib']:,.0f} MiB; all {workers} processes at most "
+            f"{total:,.0f} MiB  [{mark(total / 1024, 1)}]"
+        )
+        show_profile(figures)
+        return
     print(
         f"peak memory (evaluator):  {figures['peak_mib']:,.0f} MiB "
         f"(after full pass {figures['full_peak_mib']:,.0f} MiB)  [{mark(gib, 1)}]"
     )
+    show_profile(figures)
+
+
+def show_profile(figures: dict[str, Any]) -> None:
     if "profile" in figures:
         print("\nfull evaluation, top 15 by cumulative time:")
         print(figures["profile"])
@@ -400,6 +424,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="cProfile the full evaluation")
+    parser.add_argument(
+        "--workers", type=int, help="evaluation processes (default: as configured by default)"
+    )
     parser.add_argument("--fresh", action="store_true", help="poll again, not a kept store")
     parser.add_argument(
         "--keep-polled", action="store_true", help="keep the polled PostgreSQL database"
@@ -409,6 +436,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
+        from watchdog.gc_policy import tune_garbage_collector
+
+        tune_garbage_collector()  # as `watchdog` does at start
         if args.child == "poll":
             figures = child_poll(args.config)
         else:

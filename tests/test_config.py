@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -131,3 +132,13 @@ def test_invalid_toml_and_a_missing_file_are_one_line_errors(tmp_path: Path) -> 
 )
 def test_durations_take_the_documented_units(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_evaluation_workers_default_to_the_cores_and_must_be_at_least_one(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL_SOURCE))
+    assert settings.evaluation_workers == max(1, min(4, len(os.sched_getaffinity(0))))
+    one = load_settings(write(tmp_path, "[daemon]\nevaluation_workers = 1\n" + MINIMAL_SOURCE))
+    assert one.evaluation_workers == 1
+    assert problems_of(write(tmp_path, "[daemon]\nevaluation_workers = 0\n" + MINIMAL_SOURCE)) == [
+        "config.toml: daemon.evaluation_workers: must be at least 1, got 0"
+    ]

@@ -321,8 +321,9 @@ def test_a_distinct_handler_pair_must_name_two_different_steps() -> None:
 
 
 def test_naive_times_are_refused() -> None:
+    naive_step = StepRecord("S-1", "review", datetime(2026, 3, 3, 10, 0), "u2")
     with pytest.raises(ValueError) as excinfo:
-        StepRecord("S-1", "review", datetime(2026, 3, 3, 10, 0), "u2")
+        check_procedure(GENERAL, AS_OF - timedelta(days=3), [naive_step], AS_OF)
     assert str(excinfo.value) == (
         "step 'S-1' finished_at must be timezone-aware, got 2026-03-03T10:00:00"
     )

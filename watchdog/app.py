@@ -27,7 +27,8 @@ from watchdog.engine.evaluate import (
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
 from watchdog.engine.pattern_rules import evaluate_pattern_rules
-from watchdog.engine.rulefiles import folder_fingerprint, load_rules
+from watchdog.engine.rulefiles import RuleSpec, folder_fingerprint, load_rules
+from watchdog.engine.shards import evaluate_in_shards, shard_jobs
 from watchdog.notices import start_notices
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import (
@@ -81,6 +82,21 @@ class CycleReport:
             + " in "
             f"{self.poll.seconds + self.evaluation.seconds:.2f}s"
         )
+
+
+def run_passes(
+    source: str, passes: list[tuple[str, Callable[[], EvaluationResult]]]
+) -> EvaluationResult:
+    """Run rule passes in order; one that fails is logged with its rule kind and recorded
+    as an error of the result, and the others still run."""
+    result = EvaluationResult(source)
+    for kind, evaluate_pass in passes:
+        try:
+            result.add(evaluate_pass())
+        except Exception as exc:  # one failing rule must not stop the others
+            log.exception('source "%s": %s rules failed: %s', source, kind, first_line(exc))
+            result.errors.append(f"{kind} rules: {first_line(exc)}")
+    return result
 
 
 def build_calendar(settings: Settings) -> WorkCalendar:
@@ -183,7 +199,8 @@ class Watchdog:
     def evaluate(
         self, name: str, as_of: datetime, *, record: bool, full: bool = False
     ) -> EvaluationResult:
-        """Every rule over one source's stored rows at `as_of`.
+        """Every rule over one source's stored rows at `as_of`: a dry run's result lists
+        the findings, a recording pass's only counts them (they are in the store).
 
         Recording passes look at what changed since the last one (unless `full`) and then
         mark the source evaluated up to its current poll; dry runs look at everything.
@@ -217,26 +234,21 @@ class Watchdog:
             last=baseline.evaluated_at if incremental else None,
             now=self.clock(),
             listener=self.violation_listener if record else None,
+            keep_findings=not record,  # what a recording pass found is in the store
         )
-        rules = tuple(rule for rule in self.rules.rules if rule.id not in self.disabled_rules)
-        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
-            ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
-            ("inspection", lambda: evaluate_inspection_rules(run, rules)),
-            ("pattern", lambda: evaluate_pattern_rules(run, rules)),
-        ]
-        overdue = self.overdue_rule(as_of.astimezone(zone).date())
-        if overdue is None:
-            log.warning("no overdue rule in force on %s", as_of.date())
+        jobs = shard_jobs(self, run) if record and not incremental else []
+        if jobs:
+            result.add(evaluate_in_shards(self, run, jobs))
         else:
-            passes.insert(0, ("overdue", lambda: evaluate_overdue(run, overdue)))
-        # Last: it reports the violations the passes before it found contested.
-        passes.append(("data altered", lambda: evaluate_altered_rules(run, rules)))
-        for kind, evaluate_pass in passes:
-            try:
-                result.add(evaluate_pass())
-            except Exception as exc:  # one failing rule must not stop the others
-                log.exception('source "%s": %s rules failed: %s', name, kind, first_line(exc))
-                result.errors.append(f"{kind} rules: {first_line(exc)}")
+            result.add(self.evaluate_cases(run))
+        rules = self.active_rules()
+        # Last: the data-altered pass reports the violations the passes before it found
+        # contested.
+        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+            ("inspection", lambda: evaluate_inspection_rules(run, rules)),
+            ("data altered", lambda: evaluate_altered_rules(run, rules)),
+        ]
+        result.add(run_passes(name, passes))
         if record and not result.errors:
             try:
                 with self.store.begin() as connection:
@@ -249,6 +261,24 @@ class Watchdog:
             record_fingerprint(self.store, name, calendar)
         self._disable_failing_rules(name, result)
         return result
+
+    def active_rules(self) -> tuple[RuleSpec, ...]:
+        return tuple(rule for rule in self.rules.rules if rule.id not in self.disabled_rules)
+
+    def evaluate_cases(self, run: EvaluationPass) -> EvaluationResult:
+        """The passes that judge each case on its own rows: overdue, procedure and fee,
+        pattern. A full pass may run them on ranges of cases in several processes."""
+        rules = self.active_rules()
+        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+            ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
+            ("pattern", lambda: evaluate_pattern_rules(run, rules)),
+        ]
+        overdue = self.overdue_rule(run.as_of.astimezone(run.zone).date())
+        if overdue is None:
+            log.warning("no overdue rule in force on %s", run.as_of.date())
+        else:
+            passes.insert(0, ("overdue", lambda: evaluate_overdue(run, overdue)))
+        return run_passes(run.source, passes)
 
     def _disable_failing_rules(self, source: str, result: EvaluationResult) -> None:
         """A rule that failed on every case it was applied to (at least

@@ -9,6 +9,7 @@ Secrets stay out of the file: any string may reference an environment variable a
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +55,8 @@ class Settings:
     calendar_overrides: Path | None
     rules_dir: Path
     log_level: str
+    # Processes a full evaluation of a large source is split across (`watchdog.engine.shards`).
+    evaluation_workers: int = 1
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -64,6 +67,12 @@ class Settings:
             if source.name == name:
                 return source
         raise KeyError(name)
+
+
+def default_workers() -> int:
+    """One evaluation process per core this process may use, at most four: beyond that
+    the store's single writer (SQLite) or its disk is the limit, not the rules."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def load_settings(path: Path) -> Settings:
@@ -92,6 +101,7 @@ def load_settings(path: Path) -> Settings:
     log_level = daemon.string("log_level", "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         daemon.problem("log_level", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    evaluation_workers = daemon.integer("evaluation_workers", default_workers(), minimum=1)
     daemon.reject_unknown_keys()
 
     rules = root.table("rules")
@@ -112,6 +122,7 @@ def load_settings(path: Path) -> Settings:
         calendar_overrides=calendar_overrides,
         rules_dir=rules_dir,
         log_level=log_level,
+        evaluation_workers=evaluation_workers,
         metrics=metrics,
         notices=notices,
         mail=mail,

@@ -78,6 +78,10 @@ class Scope:
     rule_id: str
     source: str
     keys: Sequence[str]
+    # The first and last key as the store orders them, when the keys are every case of
+    # the source in that range (a chunk of a full pass, read in case-id order): the
+    # stored violations are then read by one range scan instead of lists of keys.
+    span: tuple[str, str] | None = None
 
 
 def reconcile(
@@ -344,6 +348,22 @@ _BY_ID = update(schema.violations).where(schema.violations.c.id == bindparam("_i
 def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
     table = schema.violations
     rows: dict[str, Row[Any]] = {}
+    if scope.span is not None:
+        # At a million cases the lists of 900 keys cost a tenth of a full evaluation.
+        # The range may hold keys outside the scope (a case the rule failed on): those
+        # are left out, so their violations stay as they are.
+        low, high = scope.span
+        keys = set(scope.keys)
+        query = select(table).where(
+            table.c.rule_id == scope.rule_id,
+            table.c.source == scope.source,
+            table.c.scope_key >= low,
+            table.c.scope_key <= high,
+        )
+        for row in connection.execute(query):
+            if row.scope_key in keys:
+                rows[row.fingerprint] = row
+        return rows
     ids = list(scope.keys)
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]

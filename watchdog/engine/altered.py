@@ -7,6 +7,14 @@ reports one finding per contested open violation's case (or enterprise) and revi
 field: the old and new value in plain words and the violations the change would weaken.
 It derives from the stored contested violations only, so full and incremental passes
 agree, and a finding stays while a violation it names stays open and contested.
+
+A finding rests on its violations' state, grade and contest, and every change to those
+is a violation event (`watchdog.violations.reconcile`). So an incremental pass rebuilds
+only the cases (or enterprises) with a violation event since the last data-altered pass
+(`source_state.altered_through_event`) and reconciles those keys alone; the others keep
+their findings as recorded. Its cost follows the changes, not the contested history.
+A full pass, a dry run, a store without that mark, and a rule come into force since the
+last pass rebuild everything.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, literal_column, select, update
 
 from watchdog.clock import Severity
 from watchdog.engine.contest import KIND
@@ -82,14 +90,25 @@ def evaluate_altered_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Ev
         return result
     titles = {rule.id: rule.title for rule in rules}
     with run.store.connect() as connection:
-        contested = list(connection.execute(_contested_query(run.source)))
-        outcomes = _contest_outcomes(connection, [row.id for row in contested])
+        through = _latest_event(connection)
+        changed = _changed_keys(connection, run, through)
+        # A rule not in force at the last pass has no findings on record to keep.
+        everything = [rule for rule in active if changed is None or _new_in_force(rule, run)]
+        contested: list[Any] = []
+        if everything:
+            contested = _contested_all(connection, run.source)
+        near: list[Any] = []
+        if changed and len(everything) < len(active):
+            near = _contested_at(connection, run.source, changed)
+        outcomes = _contest_outcomes(connection, [row.id for row in [*contested, *near]])
     for rule in active:
+        rule_started = time.monotonic()
         stats = result.stats(rule.id)
         severity = rule.severity_of(FINDING) or Severity.RED
         wanted: frozenset[str] = rule.prepared
+        rebuilt = rule in everything
         groups: dict[tuple[str, str | None, str], list[Any]] = defaultdict(list)
-        for row in contested:
+        for row in contested if rebuilt else near:
             subject = f"{row.entity}.{row.field}"
             if not wanted or subject in wanted:
                 groups[(row.scope_key, row.case_id, subject)].append(row)
@@ -100,47 +119,135 @@ def evaluate_altered_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Ev
         stats.applied += len(findings)
         if run.record:
             with run.store.begin() as connection:
-                keys = {key for key, _, _ in groups} | set(_open_keys(connection, rule.id, run))
-                counts = reconcile(
-                    connection,
-                    Scope(rule.id, run.source, sorted(keys)),
-                    findings,
-                    at=run.as_of,
-                    now=run.now or run.as_of,
-                    notes=dict.fromkeys(keys, "the contested violations are no longer open"),
-                    listener=run.listener,
-                )
-            result.counts.add(counts)
-        result.findings += findings
+                if rebuilt:
+                    keys = {key for key, _, _ in groups} | set(_open_keys(connection, rule.id, run))
+                else:
+                    keys = set(changed or ())
+                if keys:
+                    counts = reconcile(
+                        connection,
+                        Scope(rule.id, run.source, sorted(keys)),
+                        findings,
+                        at=run.as_of,
+                        now=run.now or run.as_of,
+                        notes=dict.fromkeys(keys, "the contested violations are no longer open"),
+                        listener=run.listener,
+                    )
+                    result.counts.add(counts)
+        if run.keep_findings:
+            result.findings += findings
+        stats.seconds += time.monotonic() - rule_started
+    if run.record:
+        _mark_through(run, through)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _contested_query(source: str) -> Any:
-    v, r = schema.violations, schema.source_revisions
-    return (
-        select(
-            v.c.id,
-            v.c.rule_id,
-            v.c.finding,
-            v.c.case_id,
-            v.c.scope_key,
-            v.c.subject,
-            v.c.dept_code,
-            v.c.severity,
-            r.c.id.label("revision_id"),
-            r.c.entity,
-            r.c.field,
-            r.c.row_key,
-            r.c.old_value,
-            r.c.new_value,
-            r.c.seen_at,
-            r.c.poll,
+def _latest_event(connection: Connection) -> int:
+    """The newest violation event: the pass accounts for every change up to it."""
+    return int(connection.scalar(select(func.max(schema.violation_events.c.id))) or 0)
+
+
+def _changed_keys(connection: Connection, run: EvaluationPass, through: int) -> list[str] | None:
+    """The scope keys of the source's violations (other than data_altered ones) with an
+    event since the last data-altered pass, up to `through`; None when the pass must
+    look at everything (a full pass, a dry run, no pass on record)."""
+    if not (run.record and run.incremental):
+        return None
+    state = schema.source_state
+    seen = connection.scalar(
+        select(state.c.altered_through_event).where(state.c.source == run.source)
+    )
+    if seen is None:
+        return None
+    v, e = schema.violations, schema.violation_events
+    # A range of the events' primary key, then the violations by theirs: the changes
+    # since the last pass, whatever the size of the history. Two statements, so that no
+    # planner without statistics starts from the source's violations instead.
+    ids = sorted(
+        set(connection.scalars(select(e.c.violation_id).where(e.c.id > seen, e.c.id <= through)))
+    )
+    keys: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        query = select(v.c.scope_key).where(
+            v.c.id.in_(ids[start : start + _CHUNK]), v.c.source == run.source, v.c.kind != KIND
         )
-        .select_from(r.join(v, v.c.contested_by_revision == r.c.id))
-        .where(r.c.source == source, v.c.state == OPEN, v.c.kind != KIND)
+        keys.update(connection.scalars(query))
+    return sorted(keys)
+
+
+def _new_in_force(rule: RuleSpec, run: EvaluationPass) -> bool:
+    return run.last is not None and not rule.in_force(run.last.astimezone(run.zone).date())
+
+
+def _mark_through(run: EvaluationPass, through: int) -> None:
+    """Every violation event up to `through` is reflected in the data_altered findings."""
+    state = schema.source_state
+    with run.store.begin() as connection:
+        connection.execute(
+            update(state).where(state.c.source == run.source).values(altered_through_event=through)
+        )
+
+
+def _open_contested(connection: Connection) -> tuple[Any, ...]:
+    """The conditions of the partial index `ix_violations_open_contested`, as literals:
+    a planner uses a partial index only for a query whose conditions imply the index's,
+    which a bound parameter (state = ?) does not. SQLite, without statistics, took the
+    index on (state, severity) instead, every open violation; `likely()` tells it that
+    the state narrows little, so it searches the partial index by source and key."""
+    v = schema.violations
+    state: Any = v.c.state == literal_column(f"'{OPEN}'")
+    if connection.dialect.name == "sqlite":
+        state = func.likely(state)
+    return state, v.c.contested_by_revision.is_not(None)
+
+
+def _contested_columns() -> Any:
+    v, r = schema.violations, schema.source_revisions
+    return select(
+        v.c.id,
+        v.c.rule_id,
+        v.c.finding,
+        v.c.case_id,
+        v.c.scope_key,
+        v.c.subject,
+        v.c.dept_code,
+        v.c.severity,
+        r.c.id.label("revision_id"),
+        r.c.entity,
+        r.c.field,
+        r.c.row_key,
+        r.c.old_value,
+        r.c.new_value,
+        r.c.seen_at,
+        r.c.poll,
+    ).select_from(v.join(r, v.c.contested_by_revision == r.c.id))
+
+
+def _contested_all(connection: Connection, source: str) -> list[Any]:
+    """Every open contested violation of the source, with the revision contesting it."""
+    v = schema.violations
+    query = (
+        _contested_columns()
+        .where(v.c.source == source, *_open_contested(connection), v.c.kind != KIND)
         .order_by(v.c.id)
     )
+    return list(connection.execute(query))
+
+
+def _contested_at(connection: Connection, source: str, keys: Sequence[str]) -> list[Any]:
+    """The open contested violations of some scope keys, in the order of `_contested_all`."""
+    v = schema.violations
+    rows: list[Any] = []
+    for start in range(0, len(keys), _CHUNK):
+        query = _contested_columns().where(
+            v.c.source == source,
+            v.c.scope_key.in_(keys[start : start + _CHUNK]),
+            *_open_contested(connection),
+            v.c.kind != KIND,
+        )
+        rows += connection.execute(query)
+    return sorted(rows, key=lambda row: row.id)
 
 
 def _contest_outcomes(connection: Connection, ids: Iterable[int]) -> dict[int, str | None]:

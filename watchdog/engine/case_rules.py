@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, bindparam, select, union
 
 from watchdog.engine.checks import EVENT, due_cases
-from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
+from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult, in_range
 from watchdog.engine.fees import FeeRecord, check_fee
 from watchdog.engine.findings import Finding
 from watchdog.engine.procedure import StepRecord, check_procedure
@@ -49,7 +49,7 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
     if not active:
         return result
     since = since if run.incremental else None
-    for chunk in candidate_chunks(store, source, since, as_of):
+    for chunk in candidate_chunks(store, source, since, as_of, run.cases):
         case_ids = [c["case_id"] for c in chunk]
         # A full pass's chunks are runs of consecutive case ids (see `chunk_rows`).
         among = chunk_rows(source, case_ids, contiguous=since is None)
@@ -70,7 +70,7 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
                     else:
                         judged.append(case["case_id"])
                 if record:
-                    scope = Scope(rule.id, source, judged)
+                    scope = Scope(rule.id, source, judged, among.bounds)
                     counts = reconcile(
                         connection,
                         scope,
@@ -80,7 +80,8 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
                         listener=run.listener,
                     )
                     result.counts.add(counts)
-                result.findings += findings
+                if run.keep_findings:
+                    result.findings += findings
                 stats.seconds += time.monotonic() - rule_started
         result.cases_evaluated += len(chunk)
     result.seconds = time.monotonic() - started
@@ -88,11 +89,15 @@ def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Evalu
 
 
 def candidate_chunks(
-    store: Engine, source: str, since: int | None, as_of: datetime
+    store: Engine,
+    source: str,
+    since: int | None,
+    as_of: datetime,
+    cases_range: tuple[str | None, str | None] | None = None,
 ) -> Iterator[list[Mapping[str, Any]]]:
     """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id:
     every case with `since` None, else those changed since poll `since` or whose event
-    check is due at `as_of`."""
+    check is due at `as_of`; only those in `cases_range` if given (`in_range`)."""
     cases, steps, fees = schema.cases, schema.steps, schema.fees
     query = select(
         cases.c.case_id,
@@ -112,6 +117,7 @@ def candidate_chunks(
             due_cases(source, [EVENT], as_of),
         )
         query = query.where(cases.c.case_id.in_(touched))
+    query = in_range(query, cases.c.case_id, cases_range)
     with store.connect() as connection:
         rows = connection.execution_options(yield_per=CHUNK_CASES).execute(
             query.order_by(cases.c.case_id)

@@ -78,10 +78,25 @@ def replace_checks(
     pass_name: str,
     case_ids: Iterable[str],
     checks: Mapping[str, datetime],
+    span: tuple[str, str] | None = None,
 ) -> None:
-    """Set the checks of one pass for the given cases: `checks[case]`, or none."""
+    """Set the checks of one pass for the given cases: `checks[case]`, or none.
+
+    `span`, the first and last id as the store orders them, when the cases are every
+    case of the source in that range (a chunk of a full pass): one range delete.
+    """
     table = schema.case_checks
     ids = list(case_ids)
+    if span is not None:
+        connection.execute(
+            delete(table).where(
+                table.c.source == source,
+                table.c["pass"] == pass_name,
+                table.c.case_id >= span[0],
+                table.c.case_id <= span[1],
+            )
+        )
+        ids = []
     for start in range(0, len(ids), _CHUNK):
         connection.execute(
             delete(table).where(

@@ -74,6 +74,12 @@ class EvaluationPass:
     last: datetime | None = None
     now: datetime | None = None  # wall clock for the record; the instant if not given
     listener: ViolationListener | None = None  # hears each violation change, in its transaction
+    # Only the cases with low <= case_id < high (None: unbounded), for a full pass split
+    # across processes (`watchdog.engine.shards`); None: every case.
+    cases: tuple[str | None, str | None] | None = None
+    # Whether the result lists the findings. A recording pass of the daemon leaves them in
+    # the store and keeps only counts: at a million cases they were 200 MB held to the end.
+    keep_findings: bool = True
 
     @property
     def incremental(self) -> bool:
@@ -144,7 +150,24 @@ class EvaluationResult:
         return sum(stats.failed for stats in self.rules.values())
 
 
-def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) -> Any:
+def in_range(query: Any, case_id: Any, cases: tuple[str | None, str | None] | None) -> Any:
+    """`query` restricted to the case ids of a pass's range, if it has one."""
+    if cases is None:
+        return query
+    low, high = cases
+    if low is not None:
+        query = query.where(case_id >= low)
+    if high is not None:
+        query = query.where(case_id < high)
+    return query
+
+
+def _candidate_query(
+    source: str,
+    as_of: datetime,
+    evaluated_seq: int | None,
+    cases_range: tuple[str | None, str | None] | None = None,
+) -> Any:
     cases, pauses = schema.cases, schema.pauses
     pause_columns = [pauses.c[name] for name in _PAUSE_COLUMNS]
     join = cases.outerjoin(
@@ -165,6 +188,7 @@ def _candidate_query(source: str, as_of: datetime, evaluated_seq: int | None) ->
             due_cases(source, [OVERDUE, EVENT], as_of),
         )
         query = query.where(cases.c.case_id.in_(touched))
+    query = in_range(query, cases.c.case_id, cases_range)
     return query.order_by(cases.c.case_id, pauses.c.started_at, pauses.c.pause_id)
 
 
@@ -188,6 +212,11 @@ def _cases_with_pauses(
             yield dict(zip(keys, members[0], strict=True)), pauses
 
 
+def span(case_ids: list[str]) -> tuple[str, str] | None:
+    """The first and last id of a chunk read in case-id order."""
+    return (case_ids[0], case_ids[-1]) if case_ids else None
+
+
 def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:
     """Grade the source's cases at the pass's instant; record violations if it records,
     with each case's next threshold check (`watchdog.engine.checks`)."""
@@ -196,7 +225,7 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
     result = EvaluationResult(source)
     rule_id = rule.settings.rule_id
     stats = result.stats(rule_id)
-    query = _candidate_query(source, as_of, run.since if run.incremental else None)
+    query = _candidate_query(source, as_of, run.since if run.incremental else None, run.cases)
     chunk: list[str] = []
     failed: set[str] = set()
     chunk_findings: list[Finding] = []
@@ -206,19 +235,22 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
     def flush() -> None:
         if record and chunk:
             judged = [case_id for case_id in chunk if case_id not in failed]
+            # A full pass's chunk holds every case from its first id to its last.
+            bounds = None if run.incremental else span(chunk)
             with store.begin() as connection:
                 counts = reconcile(
                     connection,
-                    Scope(rule_id, source, judged),
+                    Scope(rule_id, source, judged, bounds),
                     chunk_findings,
                     at=as_of,
                     now=run.now or as_of,
                     notes=notes,
                     listener=run.listener,
                 )
-                replace_checks(connection, source, OVERDUE, chunk, checks)
+                replace_checks(connection, source, OVERDUE, chunk, checks, bounds)
             result.counts.add(counts)
-        result.findings.extend(chunk_findings)
+        if run.keep_findings:
+            result.findings.extend(chunk_findings)
         for pending in (chunk, chunk_findings, notes, checks, failed):
             pending.clear()
 

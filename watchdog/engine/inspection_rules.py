@@ -14,9 +14,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select, union
 
 from watchdog.engine.evaluate import EvaluationPass, EvaluationResult
 from watchdog.engine.findings import Finding
@@ -88,7 +89,8 @@ def evaluate_inspection_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) ->
                         listener=run.listener,
                     )
                 result.counts.add(counts)
-            result.findings += findings
+            if run.keep_findings:
+                result.findings += findings
             stats.seconds += time.monotonic() - rule_started
     result.seconds = time.monotonic() - started
     return result
@@ -110,9 +112,14 @@ def _target_chunks(
     store: Engine, source: str, since: int | None, last: datetime | None
 ) -> Iterator[list[str]]:
     table = schema.inspections
-    query = select(table.c.target_id).where(table.c.source == source).distinct()
+    query: Any = select(table.c.target_id).where(table.c.source == source).distinct()
     if since is not None and last is not None:
-        query = query.where(or_(table.c.change_seq > since, table.c.inspected_at > last))
+        # A union of two indexed lookups: with an OR of the conditions the database read
+        # every inspection of the source each cycle (0.12 s at a million cases).
+        query = union(
+            select(table.c.target_id).where(table.c.source == source, table.c.change_seq > since),
+            select(table.c.target_id).where(table.c.source == source, table.c.inspected_at > last),
+        )
     with store.connect() as connection:
         targets = sorted(connection.scalars(query))
     for start in range(0, len(targets), CHUNK_TARGETS):

@@ -124,14 +124,15 @@ def evaluate_pattern_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> Ev
                     if record:
                         counts = reconcile(
                             connection,
-                            Scope(rule.id, source, judged),
+                            Scope(rule.id, source, judged, among.bounds),
                             findings,
                             at=as_of,
                             now=run.now or as_of,
                             listener=run.listener,
                         )
                         result.counts.add(counts)
-                    result.findings += findings
+                    if run.keep_findings:
+                        result.findings += findings
                     result.stats(rule.id).seconds += time.monotonic() - rule_started
             result.cases_evaluated += len(chunk)
     result.seconds = time.monotonic() - started
@@ -262,7 +263,7 @@ def _chunks(run: EvaluationPass) -> Iterator[list[Row]]:
     """The case-rule candidates, then (incremental) the cases whose pauses alone changed."""
     seen: set[str] = set()
     since = run.since if run.incremental else None
-    for chunk in candidate_chunks(run.store, run.source, since, run.as_of):
+    for chunk in candidate_chunks(run.store, run.source, since, run.as_of, run.cases):
         seen.update(case["case_id"] for case in chunk)
         yield chunk
     if since is None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from watchdog.store.types import UTCDateTime
@@ -131,6 +132,9 @@ inspections = Table(
     *_bookkeeping(),
     Index(None, "source", "target_id"),
     Index(None, "source", "change_seq"),
+    # Inspections that came into effect since the last pass (dated after it), found
+    # without reading every inspection of the source each cycle.
+    Index(None, "source", "inspected_at"),
 )
 
 reviews = Table(
@@ -178,6 +182,10 @@ source_state = Table(
     # The working-day calendar that pass used (`watchdog.calendar_watch`): with another
     # calendar every deadline may move, so the next pass looks at every case.
     Column("calendar", String(64)),
+    # The newest violation event the data-altered pass has taken into account
+    # (`watchdog.engine.altered`): an incremental pass rebuilds only the scope keys with
+    # events after it. NULL: that pass looks at everything next time.
+    Column("altered_through_event", Integer),
     Column("last_poll_started_at", UTCDateTime()),
     Column("last_success_at", UTCDateTime()),
     Column("last_error", Text),
@@ -251,6 +259,17 @@ violations = Table(
     Index(None, "state", "severity"),
     Index(None, "dept_code", "state"),
     Index(None, "contested_by_revision"),
+    # The data-altered pass reads the open contested violations of a source, or of some
+    # of its scope keys: a few rows among all the source's violations, found through
+    # this index whatever the planner's statistics say.
+    Index(
+        "ix_violations_open_contested",
+        "source",
+        "scope_key",
+        "contested_by_revision",
+        postgresql_where=text("state = 'open' AND contested_by_revision IS NOT NULL"),
+        sqlite_where=text("state = 'open' AND contested_by_revision IS NOT NULL"),
+    ),
 )
 
 violation_events = Table(

@@ -1,0 +1,200 @@
+"""A full evaluation of a large source split across processes by ranges of case ids.
+
+The passes that judge each case on its own rows (overdue, procedure and fee, pattern)
+are Python-bound: a million cases took minutes on one core. Their verdicts and the
+violations they reconcile depend on one case's rows only, so the cases can be split
+into ranges of case ids, each range evaluated in its own process with the same rules,
+calendar and instant, and the results added up. The passes over whole sources
+(inspections, data altered) and the bookkeeping after them stay in the calling process
+and run once the ranges are done.
+
+Each worker is a fresh interpreter (`spawn`: the daemon has threads, which `fork`
+would copy in whatever state they are in) that loads the same configuration file and
+checks that it sees the same rule set; it records in its own transactions, one per
+chunk as always, so a range that fails leaves the others recorded and the source not
+marked evaluated: the next cycle evaluates it in full again.
+
+Only recording full passes of sources with at least PARALLEL_MIN_CASES cases are
+split: below that, starting the interpreters (about a second) costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import pairwise
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, func, select
+
+from watchdog.engine.evaluate import EvaluationPass, EvaluationResult
+from watchdog.store import schema
+
+if TYPE_CHECKING:
+    from watchdog.app import Watchdog
+
+log = logging.getLogger(__name__)
+
+PARALLEL_MIN_CASES = 100_000
+CaseRange = tuple[str | None, str | None]  # low (inclusive), high (exclusive); None: open
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What a worker needs to evaluate one range the way the calling process would."""
+
+    config: Path
+    source: str
+    as_of: datetime
+    now: datetime
+    cases: CaseRange
+    rules_fingerprint: str
+    disabled_rules: tuple[tuple[str, str], ...]  # (rule id, file name) as the caller has them
+
+
+class ShardError(Exception):
+    """A worker could not evaluate its range as the calling process would have."""
+
+
+def case_ranges(store: Engine, source: str, parts: int) -> list[CaseRange]:
+    """`parts` ranges of about equally many case ids, in the store's order of ids."""
+    cases = schema.cases
+    with store.connect() as connection:
+        total = connection.scalar(
+            select(func.count()).select_from(cases).where(cases.c.source == source)
+        )
+        bounds: list[str | None] = [None]
+        for part in range(1, parts):
+            # The index on (source, case_id) gives the id at an offset without the rows.
+            cut = connection.scalar(
+                select(cases.c.case_id)
+                .where(cases.c.source == source)
+                .order_by(cases.c.case_id)
+                .offset(int(total or 0) * part // parts)
+                .limit(1)
+            )
+            if cut is not None and cut != bounds[-1]:
+                bounds.append(cut)
+    bounds.append(None)
+    return list(pairwise(bounds))
+
+
+def shard_jobs(watchdog: Watchdog, run: EvaluationPass) -> list[ShardJob]:
+    """The ranges of a recording full pass, one per worker; none (evaluate in this
+    process) when the source is small or one worker is configured."""
+    workers = watchdog.settings.evaluation_workers
+    if workers < 2 or not run.record or run.incremental or run.cases is not None:
+        return []
+    cases = schema.cases
+    with run.store.connect() as connection:
+        # Counting stops early: only whether the source has PARALLEL_MIN_CASES matters.
+        enough = connection.scalar(
+            select(func.count()).select_from(
+                select(cases.c.case_id)
+                .where(cases.c.source == run.source)
+                .limit(PARALLEL_MIN_CASES)
+                .subquery()
+            )
+        )
+    if int(enough or 0) < PARALLEL_MIN_CASES:
+        return []
+    return [
+        ShardJob(
+            config=watchdog.settings.path,
+            source=run.source,
+            as_of=run.as_of,
+            now=run.now or run.as_of,
+            cases=cases_range,
+            rules_fingerprint=watchdog.rules.fingerprint,
+            disabled_rules=tuple(sorted(watchdog.disabled_rules.items())),
+        )
+        for cases_range in case_ranges(run.store, run.source, workers)
+    ]
+
+
+def evaluate_in_shards(
+    watchdog: Watchdog, run: EvaluationPass, jobs: list[ShardJob]
+) -> EvaluationResult:
+    """Evaluate the first range here and the others in worker processes at once; the
+    results added up. A worker that fails is an error of the result, naming its range."""
+    started = time.monotonic()
+    result = EvaluationResult(run.source)
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(jobs) - 1, mp_context=context) as pool:
+        futures: list[tuple[ShardJob, Future[EvaluationResult]]] = [
+            (job, pool.submit(evaluate_shard, job)) for job in jobs[1:]
+        ]
+        mine = watchdog.evaluate_cases(replace(run, cases=jobs[0].cases))
+        outcomes = [(jobs[0], mine)]
+        for job, future in futures:
+            try:
+                outcomes.append((job, future.result()))
+            except Exception as exc:  # a worker's failure is its range's, not the pass's
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.error(
+                    'source "%s": evaluation of cases %s failed: %s',
+                    run.source,
+                    describe(job.cases),
+                    message,
+                )
+                result.errors.append(f"cases {describe(job.cases)}: {message}")
+    for _, outcome in outcomes:
+        evaluated = result.cases_evaluated + outcome.cases_evaluated
+        result.add(outcome)
+        result.cases_evaluated = evaluated  # ranges are disjoint: their cases add up
+    result.seconds = time.monotonic() - started
+    log.info(
+        'source "%s": full evaluation of %d cases in %d processes took %.1fs',
+        run.source,
+        result.cases_evaluated,
+        len(jobs),
+        result.seconds,
+    )
+    return result
+
+
+def evaluate_shard(job: ShardJob) -> EvaluationResult:
+    """In a worker: evaluate one range of cases with the configuration's rules."""
+    # Imported here: the worker imports the whole application, the caller already has.
+    from watchdog.app import Watchdog
+    from watchdog.config import load_settings
+    from watchdog.gc_policy import tune_garbage_collector
+
+    tune_garbage_collector()
+    settings = load_settings(job.config)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    watchdog = Watchdog(settings, clock=lambda: job.now)
+    try:
+        if watchdog.rules.fingerprint != job.rules_fingerprint:
+            raise ShardError(
+                f"the rule files in {settings.rules_dir} changed during the evaluation"
+            )
+        watchdog.disabled_rules = dict(job.disabled_rules)
+        run = EvaluationPass(
+            watchdog.store,
+            job.source,
+            settings.source(job.source).timezone,
+            job.as_of,
+            record=True,
+            now=job.now,
+            listener=watchdog.violation_listener,
+            cases=job.cases,
+            keep_findings=False,  # recorded in the store; not sent back
+        )
+        return watchdog.evaluate_cases(run)
+    finally:
+        watchdog.close()
+
+
+def describe(cases: CaseRange) -> str:
+    low, high = cases
+    return (
+        f"[{low or 'first'}, {high or 'last'}]" if high is None else f"[{low or 'first'}, {high})"
+    )
