@@ -436,9 +436,6 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        from watchdog.gc_policy import tune_garbage_collector
-
-        tune_garbage_collector()  # as `watchdog` does at start
         if args.child == "poll":
             figures = child_poll(args.config)
         else:

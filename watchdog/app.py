@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -29,6 +30,7 @@ from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
 from watchdog.engine.pattern_rules import evaluate_pattern_rules
 from watchdog.engine.rulefiles import RuleSpec, folder_fingerprint, load_rules
 from watchdog.engine.shards import evaluate_in_shards, shard_jobs
+from watchdog.gc_policy import fewer_collections
 from watchdog.notices import start_notices
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import (
@@ -236,19 +238,20 @@ class Watchdog:
             listener=self.violation_listener if record else None,
             keep_findings=not record,  # what a recording pass found is in the store
         )
-        jobs = shard_jobs(self, run) if record and not incremental else []
-        if jobs:
-            result.add(evaluate_in_shards(self, run, jobs))
-        else:
-            result.add(self.evaluate_cases(run))
-        rules = self.active_rules()
-        # Last: the data-altered pass reports the violations the passes before it found
-        # contested.
-        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
-            ("inspection", lambda: evaluate_inspection_rules(run, rules)),
-            ("data altered", lambda: evaluate_altered_rules(run, rules)),
-        ]
-        result.add(run_passes(name, passes))
+        with nullcontext() if incremental else fewer_collections():
+            jobs = shard_jobs(self, run) if record and not incremental else []
+            if jobs:
+                result.add(evaluate_in_shards(self, run, jobs))
+            else:
+                result.add(self.evaluate_cases(run))
+            rules = self.active_rules()
+            # Last: the data-altered pass reports the violations the passes before it
+            # found contested.
+            passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+                ("inspection", lambda: evaluate_inspection_rules(run, rules)),
+                ("data altered", lambda: evaluate_altered_rules(run, rules)),
+            ]
+            result.add(run_passes(name, passes))
         if record and not result.errors:
             try:
                 with self.store.begin() as connection:

@@ -18,7 +18,6 @@ from watchdog.app import Watchdog
 from watchdog.calendar import CalendarError
 from watchdog.config import ConfigError, Settings, load_settings
 from watchdog.engine.findings import Finding
-from watchdog.gc_policy import tune_garbage_collector
 from watchdog.notices.delivery import DeliveryReport
 from watchdog.report import (
     findings_table,
@@ -389,7 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    tune_garbage_collector()
     try:
         status: int = args.handler(args)
     except ConfigError as exc:

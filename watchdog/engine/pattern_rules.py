@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select
 
 from watchdog.clock import Severity
-from watchdog.engine.case_rules import ChunkRows, candidate_chunks, chunk_rows
+from watchdog.engine.case_rules import candidate_chunks
+from watchdog.engine.chunks import ChunkRows, chunk_rows
 from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
 from watchdog.engine.findings import Finding
 from watchdog.engine.patterns import (

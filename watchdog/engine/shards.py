@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, func, select
 
 from watchdog.engine.evaluate import EvaluationPass, EvaluationResult
+from watchdog.gc_policy import fewer_collections
 from watchdog.store import schema
 
 if TYPE_CHECKING:
@@ -163,9 +164,7 @@ def evaluate_shard(job: ShardJob) -> EvaluationResult:
     # Imported here: the worker imports the whole application, the caller already has.
     from watchdog.app import Watchdog
     from watchdog.config import load_settings
-    from watchdog.gc_policy import tune_garbage_collector
 
-    tune_garbage_collector()
     settings = load_settings(job.config)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -188,7 +187,8 @@ def evaluate_shard(job: ShardJob) -> EvaluationResult:
             cases=job.cases,
             keep_findings=False,  # recorded in the store; not sent back
         )
-        return watchdog.evaluate_cases(run)
+        with fewer_collections():
+            return watchdog.evaluate_cases(run)
     finally:
         watchdog.close()
 
