@@ -6,6 +6,14 @@ cheaper. So when a table is empty, its secondary indexes (not the primary key, w
 the upsert needs) are dropped for the load and built again right after it. A process
 that dies in between leaves them missing: `restore_indexes` recreates any missing
 index and runs before every poller's first poll.
+
+The exception is the index on (source, change_seq): all rows of one load have the same
+source and the same poll sequence, so its entries come in rowid order and each insert
+appends at the end of the index, on the writer thread. Rebuilding it after the load
+was a full table scan on the loading thread while nothing else ran (1.5-2 s for 4M
+step rows); keeping it cost the writer ~0.3 s per million rows. With that and the
+helper threads of `_sorting_in_parallel`, the index builds after a first load of 1M
+cases (5.5M rows) went from 8.4 s to 4.8 s.
 """
 
 from __future__ import annotations
@@ -14,12 +22,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, Index, Table, inspect, select
+from sqlalchemy import Connection, Engine, Index, Table, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.store import schema
 
 log = logging.getLogger(__name__)
+
+# SQLite sorts for CREATE INDEX on up to two helper threads, in chunks of 32 MB (see
+# `_sorting_in_parallel`).
+SORT_THREADS = 2
+SORT_BUFFER_KIB = 32_768
 
 
 def is_empty(store: Engine, table: Table) -> bool:
@@ -37,25 +50,56 @@ def indexes_deferred(store: Engine, table: Table) -> Iterator[None]:
     index already dropped or already built by the other, which is no error, as indexes
     only make queries faster.
     """
-    for index in table.indexes:
+    deferred = [index for index in table.indexes if not _appended_in_order(index)]
+    for index in deferred:
         _tolerating_a_race(store, index, create=False)
     try:
         yield
     finally:
-        for index in table.indexes:
+        for index in deferred:
             _tolerating_a_race(store, index, create=True)
+
+
+def _appended_in_order(index: Index) -> bool:
+    """Whether a load adds the index's entries in its order (see the module's doc)."""
+    return tuple(column.name for column in index.columns) == ("source", "change_seq")
 
 
 def _tolerating_a_race(store: Engine, index: Index, *, create: bool) -> None:
     try:
         if create:
-            index.create(store, checkfirst=True)
+            with store.begin() as connection, _sorting_in_parallel(connection):
+                index.create(connection, checkfirst=True)
         else:
             index.drop(store, checkfirst=True)
     except SQLAlchemyError:
         # Between the check and the statement another loader did the same thing.
         if _exists(store, index) != create:
             raise
+
+
+@contextmanager
+def _sorting_in_parallel(connection: Connection) -> Iterator[None]:
+    """On SQLite, let CREATE INDEX sort on helper threads while it scans the table.
+
+    SQLite's sorter hands a chunk to a helper thread (`PRAGMA threads`) each time its
+    buffer, as large as the page cache, fills up, and merges the chunks in parallel.
+    With the store's 128 MB cache the index of 4M steps on (source, case_id) fits in
+    one or two chunks and the helpers have nothing to do (4.2 s with or without them);
+    with 32 MB chunks they sort beside the scan: 2.9-3.6 s (16 or 64 MB: the same).
+    Both settings are put back, as the connection returns to the pool.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    cache = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA threads={SORT_THREADS}")
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{SORT_BUFFER_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size={cache}")
+        connection.exec_driver_sql("PRAGMA threads=0")
 
 
 def _exists(store: Engine, index: Index) -> bool:
