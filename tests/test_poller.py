@@ -265,3 +265,29 @@ def test_a_first_load_builds_the_indexes_after_the_rows_and_a_broken_one_is_repa
     # ... and the next poller repairs them before its first poll.
     poller_for(path, store).poll()
     assert schema_differences(store) == []
+
+
+def test_a_first_load_keeps_only_the_index_it_appends_to_in_order(
+    store: Engine, tmp_path: Path
+) -> None:
+    from sqlalchemy import inspect
+
+    from watchdog.store.bulkload import indexes_deferred
+
+    def index_columns() -> list[list[str]]:
+        with store.connect() as connection:
+            found = inspect(connection).get_indexes("steps")
+        return sorted([str(c) for c in index["column_names"]] for index in found)
+
+    covering = ["source", "case_id", "step_code", "finished_at", "handler_id", "step_id"]
+    both = sorted([covering, ["source", "change_seq"]])
+    assert index_columns() == both
+    with indexes_deferred(store, schema.steps):
+        # One load writes one source and one poll sequence: (source, change_seq) gets
+        # its entries in order and stays; the index by case would get them at random.
+        assert index_columns() == [["source", "change_seq"]]
+    assert index_columns() == both
+    if store.dialect.name == "sqlite":  # the sorter's settings do not outlive the build
+        with store.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -131072
+            assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0

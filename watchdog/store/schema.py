@@ -84,7 +84,19 @@ steps = Table(
     Column("finished_at", UTCDateTime()),
     Column("result", Text),
     *_bookkeeping(),
-    Index(None, "source", "case_id"),
+    # By case, with every column the case passes read: a full evaluation reads each
+    # chunk's steps (and the pattern pass tests their codes) from the index alone. By
+    # case alone, each step was a lookup into a table stored in poll order: at 1M cases
+    # 12.9 s of reading against 4.7 s, and as much again for the pattern pass.
+    Index(
+        "ix_steps_case_covering",
+        "source",
+        "case_id",
+        "step_code",
+        "finished_at",
+        "handler_id",
+        "step_id",
+    ),
     Index(None, "source", "change_seq"),
 )
 
