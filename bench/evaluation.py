@@ -248,8 +248,13 @@ def child_evaluate(config: Path, changes: int, profile: bool) -> dict[str, Any]:
     now = [FULL_AT]
     settings = load_settings(config)
     watchdog = Watchdog(settings, clock=lambda: now[0])
-    # A polled store kept from an earlier run may be behind the code's migrations.
+    # A polled store kept from an earlier run may be behind the code's migrations; a
+    # migration that built an index leaves it in SQLite's write-ahead log, which the
+    # first commit after it would copy back, inside the timed cycle: checkpoint now.
     upgrade_store(watchdog.store)
+    if watchdog.store.dialect.name == "sqlite":
+        with watchdog.store.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     figures: dict[str, Any] = {"rss_before_mib": peak_mib()}
 
     full_passes: dict[str, float] = {}
@@ -276,6 +281,14 @@ def child_evaluate(config: Path, changes: int, profile: bool) -> dict[str, Any]:
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(15)
         figures["profile"] = out.getvalue()
 
+    if watchdog.store.dialect.name == "sqlite":
+        # The cycle is measured as one in a daemon's steady state: the log of the million
+        # rows the full pass wrote is copied back first (timed on its own), not by the
+        # cycle's first commit.
+        started = time.perf_counter()
+        with watchdog.store.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        figures["checkpoint_seconds"] = time.perf_counter() - started
     figures.update(timed_cycle(watchdog, settings.source("demo").url, changes, now))
     figures["peak_mib"] = peak_mib()
     watchdog.close()
@@ -388,6 +401,11 @@ def show(args: argparse.Namespace, poll: dict[str, Any], figures: dict[str, Any]
         f"  cases / opened:         {figures['full_cases']:,} / {figures['full_opened']:,} "
         "violations"
     )
+    if "checkpoint_seconds" in figures:
+        print(
+            f"write-ahead log copied:   {figures['checkpoint_seconds']:.2f} s (after the full "
+            "pass, before the cycle)"
+        )
     print(
         f"changed in source:        {figures['changed']['opened_cases_completed']} open cases "
         f"completed, {figures['changed']['completed_cases_corrected']} completed corrected"

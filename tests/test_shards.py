@@ -49,27 +49,34 @@ def recorded(store: Engine) -> set[tuple[str, str, str]]:
     return {(row.fingerprint, row.severity, row.state) for row in rows}
 
 
-def test_ranges_split_the_cases_evenly(store: Engine, tmp_path: Path) -> None:
+def test_ranges_split_the_cases_as_asked(store: Engine, tmp_path: Path) -> None:
     config = county(tmp_path / "county", "sqlite:///unused.db", workers=3)
     watchdog = Watchdog(load_settings(config), store, clock=lambda: AT)
     try:
         watchdog.poll("demo")
     finally:
         watchdog.close()
-    ranges = shards.case_ranges(store, "demo", 3)
-    assert len(ranges) == 3 and ranges[0][0] is None and ranges[-1][1] is None
     cases = schema.cases
-    with store.connect() as connection:
-        counts = []
-        for low, high in ranges:
-            query = select(func.count()).select_from(cases).where(cases.c.source == "demo")
-            if low is not None:
-                query = query.where(cases.c.case_id >= low)
-            if high is not None:
-                query = query.where(cases.c.case_id < high)
-            counts.append(connection.scalar(query))
-    assert sum(counts) == CASES
-    assert max(counts) - min(counts) <= 1
+
+    def counts(ranges: list[shards.CaseRange]) -> list[int]:
+        assert ranges[0][0] is None and ranges[-1][1] is None
+        found = []
+        with store.connect() as connection:
+            for low, high in ranges:
+                query = select(func.count()).select_from(cases).where(cases.c.source == "demo")
+                if low is not None:
+                    query = query.where(cases.c.case_id >= low)
+                if high is not None:
+                    query = query.where(cases.c.case_id < high)
+                found.append(int(connection.scalar(query) or 0))
+        return found
+
+    even = counts(shards.case_ranges(store, "demo", 3))
+    assert len(even) == 3 and sum(even) == CASES
+    assert max(even) - min(even) <= 1
+    # The caller's own range is smaller by the share of the passes it runs after it.
+    first, second = counts(shards.case_ranges(store, "demo", 2, first_smaller_by=0.1))
+    assert (first, second) == (675, 825)
 
 
 def test_a_split_full_evaluation_records_what_one_process_finds(

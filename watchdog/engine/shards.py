@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARALLEL_MIN_CASES = 100_000
+# The calling process runs the source-wide passes (inspection, data altered, event
+# checks) after its own range: about 5 % of a full pass's work at 1M cases (5.5 of
+# 117 s). Its range is that much smaller, so it finishes when the workers do.
+TAIL_SHARE = 0.05
 CaseRange = tuple[str | None, str | None]  # low (inclusive), high (exclusive); None: open
 
 
@@ -62,21 +66,27 @@ class ShardError(Exception):
     """A worker could not evaluate its range as the calling process would have."""
 
 
-def case_ranges(store: Engine, source: str, parts: int) -> list[CaseRange]:
-    """`parts` ranges of about equally many case ids, in the store's order of ids."""
+def case_ranges(
+    store: Engine, source: str, parts: int, first_smaller_by: float = 0.0
+) -> list[CaseRange]:
+    """`parts` ranges of case ids in the store's order of ids, the first holding
+    `first_smaller_by` (a fraction of all cases) fewer than the others, which share
+    the rest equally."""
     cases = schema.cases
     with store.connect() as connection:
         total = connection.scalar(
             select(func.count()).select_from(cases).where(cases.c.source == source)
         )
         bounds: list[str | None] = [None]
+        first = 1 / parts - first_smaller_by * (parts - 1) / parts
         for part in range(1, parts):
+            share = first + (part - 1) * (1 - first) / (parts - 1)
             # The index on (source, case_id) gives the id at an offset without the rows.
             cut = connection.scalar(
                 select(cases.c.case_id)
                 .where(cases.c.source == source)
                 .order_by(cases.c.case_id)
-                .offset(int(total or 0) * part // parts)
+                .offset(int(int(total or 0) * share))
                 .limit(1)
             )
             if cut is not None and cut != bounds[-1]:
@@ -114,7 +124,7 @@ def shard_jobs(watchdog: Watchdog, run: EvaluationPass) -> list[ShardJob]:
             rules_fingerprint=watchdog.rules.fingerprint,
             disabled_rules=tuple(sorted(watchdog.disabled_rules.items())),
         )
-        for cases_range in case_ranges(run.store, run.source, workers)
+        for cases_range in case_ranges(run.store, run.source, workers, TAIL_SHARE)
     ]
 
 
