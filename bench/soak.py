@@ -128,10 +128,11 @@ def write_continuously(path: Path, cases: int, per_second: int, stop: threading.
     return changes
 
 
-def write_config(folder: Path, store_url: str) -> Path:
+def write_config(folder: Path, store_url: str, sqlite_cache_mib: int | None = None) -> Path:
     config = folder / "config.toml"
+    cache = "" if sqlite_cache_mib is None else f"sqlite_cache_mib = {sqlite_cache_mib}\n"
     config.write_text(
-        f'[store]\nurl = "{store_url}"\n\n[rules]\ndir = "{RULES}"\n\n'
+        f'[store]\nurl = "{store_url}"\n{cache}\n[rules]\ndir = "{RULES}"\n\n'
         "[metrics]\nenabled = false\n\n"
         '[mail]\nsender = "file"\noutbox = "outbox"\ninterval = "1s"\n\n'
         '[notices]\nenabled = true\nsupervision_office = ["office@example.gov.cn"]\n\n'
@@ -216,6 +217,7 @@ def run_soak(
     cases: int = 2000,
     changes_per_second: int = 20,
     sample_every: float = 5.0,
+    sqlite_cache_mib: int | None = None,
 ) -> SoakResult:
     """Soak a real daemon for `minutes` in `folder`; the figures."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,7 +226,7 @@ def run_soak(
     store = create_store_engine(url)
     upgrade_store(store)
     store.dispose()
-    config = write_config(folder, with_application_name(url))
+    config = write_config(folder, with_application_name(url), sqlite_cache_mib)
     log_path = folder / "daemon.log"
     started = datetime.now()
     with log_path.open("w", encoding="utf-8") as log:
@@ -334,6 +336,12 @@ def main() -> None:
     parser.add_argument(
         "--series", type=Path, help="also write every sample as CSV to this file (to plot)"
     )
+    parser.add_argument(
+        "--sqlite-cache-mib",
+        type=int,
+        help="the store's page cache per connection (default 128): SQLite's cache fills as "
+        "the store grows, which a short soak cannot tell from a leak; a small one can",
+    )
     args = parser.parse_args()
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="watchdog-soak-"))
     result = run_soak(
@@ -343,6 +351,7 @@ def main() -> None:
         cases=args.cases,
         changes_per_second=args.changes_per_second,
         sample_every=args.sample_every,
+        sqlite_cache_mib=args.sqlite_cache_mib,
     )
     print(report(result))
     print(f"(daemon log: {folder / 'daemon.log'})")

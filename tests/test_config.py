@@ -142,3 +142,12 @@ def test_evaluation_workers_default_to_the_cores_and_must_be_at_least_one(tmp_pa
     assert problems_of(write(tmp_path, "[daemon]\nevaluation_workers = 0\n" + MINIMAL_SOURCE)) == [
         "config.toml: daemon.evaluation_workers: must be at least 1, got 0"
     ]
+
+
+def test_the_sqlite_cache_is_configurable_and_at_least_one_mib(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL_SOURCE)).sqlite_cache_mib == 128
+    small = "[store]\nsqlite_cache_mib = 4\n" + MINIMAL_SOURCE
+    assert load_settings(write(tmp_path, small)).sqlite_cache_mib == 4
+    assert problems_of(write(tmp_path, "[store]\nsqlite_cache_mib = 0\n" + MINIMAL_SOURCE)) == [
+        "config.toml: store.sqlite_cache_mib: must be at least 1, got 0"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -75,4 +76,11 @@ def test_upgrading_a_store_that_holds_violations_keeps_them_and_their_events(
         assert [tuple(row) for row in rows] == [("f1", "opened")]
         if engine.dialect.name == "sqlite":  # the migration turned the checks back on
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_the_sqlite_page_cache_is_set_per_connection(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'cache.db'}", sqlite_cache_mib=4)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -4096
     engine.dispose()

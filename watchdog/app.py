@@ -113,7 +113,9 @@ class Watchdog:
         self, settings: Settings, store: Engine | None = None, clock: Clock = utc_now
     ) -> None:
         self.settings = settings
-        self.store = store or create_store_engine(settings.store_url)
+        self.store = store or create_store_engine(
+            settings.store_url, sqlite_cache_mib=settings.sqlite_cache_mib
+        )
         self.clock = clock
         self.calendar_file = CalendarFile(settings.calendar_overrides)
         self.calendar = self.calendar_file.calendar

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from watchdog.metrics.settings import MetricsSettings, read_metrics_settings
 from watchdog.notices.mail_settings import MailSettings, read_mail_settings
 from watchdog.notices.settings import NoticeSettings, read_notice_settings
+from watchdog.store.database import SQLITE_CACHE_MIB
 from watchdog.tomlreader import ConfigError, TableReader, parse_duration
 from watchdog.web.settings import WebSettings, read_web_settings
 
@@ -57,6 +58,7 @@ class Settings:
     log_level: str
     # Processes a full evaluation of a large source is split across (`watchdog.engine.shards`).
     evaluation_workers: int = 1
+    sqlite_cache_mib: int = SQLITE_CACHE_MIB  # page cache per store connection, SQLite
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notices: NoticeSettings = field(default_factory=NoticeSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -90,6 +92,7 @@ def load_settings(path: Path) -> Settings:
 
     store = root.table("store")
     store_url = _relative_sqlite_url(store.string("url", "sqlite:///var/watchdog.db"), base)
+    sqlite_cache_mib = store.integer("sqlite_cache_mib", SQLITE_CACHE_MIB, minimum=1)
     store.reject_unknown_keys()
 
     calendar = root.table("calendar")
@@ -118,6 +121,7 @@ def load_settings(path: Path) -> Settings:
     return Settings(
         path=path,
         store_url=store_url,
+        sqlite_cache_mib=sqlite_cache_mib,
         sources=sources,
         calendar_overrides=calendar_overrides,
         rules_dir=rules_dir,

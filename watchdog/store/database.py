@@ -19,7 +19,14 @@ class StoreSchemaError(Exception):
     """The store's schema is not the one this version of watchdog needs."""
 
 
-def create_store_engine(url: str) -> Engine:
+# The default 2 MB page cache thrashes once indexes reach hundreds of MB (a county over
+# a few years); 128 MB keeps their upper levels in memory. It is per connection, and
+# fills as the store grows up to it: resident memory that climbs with the store for
+# a while is the cache, not a leak (`bench/soak.py --sqlite-cache-mib`).
+SQLITE_CACHE_MIB = 128
+
+
+def create_store_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -> Engine:
     """An engine for the watchdog's own store (SQLite file or PostgreSQL)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -27,21 +34,23 @@ def create_store_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _tune_sqlite)
+
+        def tune(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            _tune_sqlite(dbapi_connection, sqlite_cache_mib)
+
+        event.listen(engine, "connect", tune)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def _tune_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+def _tune_sqlite(dbapi_connection: sqlite3.Connection, cache_mib: int) -> None:
     # WAL lets readers (the CLI, the API) work while the daemon writes; foreign keys are
     # off by default in SQLite and we want the same integrity as on PostgreSQL.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # The default 2 MB page cache thrashes once indexes reach hundreds of MB (a county
-    # over a few years); 128 MB keeps their upper levels in memory.
-    cursor.execute("PRAGMA cache_size=-131072")
+    cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")  # negative: KiB
     cursor.close()
 
 
