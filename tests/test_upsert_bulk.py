@@ -80,3 +80,21 @@ def test_a_wide_table_takes_fewer_rows_per_statement_than_sqlite_binds_variables
         upsert.execute(connection, upsert.prepare(rows))
         assert connection.scalar(select(wide.c.c58).where(wide.c.id == 1_499)) == "v1499"
         assert len(connection.execute(select(wide.c.id)).all()) == 1_500
+
+
+def test_batches_of_any_size_use_the_same_few_statements() -> None:
+    # SQLite compiles each distinct statement text; one per batch size was compiled anew
+    # for every small batch of an incremental poll.
+    engine = create_engine("sqlite://")
+    upsert = BulkUpsert(
+        engine.dialect, schema.cases, COLUMNS, key=("source", "case_id"), compared=("dept_code",)
+    )
+    texts: set[str] = set()
+    for count in (1, 17, 300, 2_000, upsert.rows_per_statement + 5):
+        prepared = upsert.prepare([tuple(range(len(COLUMNS)))] * count)
+        texts |= {sql for sql, _ in prepared}
+        rows_bound = sum(
+            len(values) // len(COLUMNS) for _, parameters in prepared for values in parameters
+        )
+        assert rows_bound == count  # every row, once
+    assert len(texts) <= 4

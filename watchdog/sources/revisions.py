@@ -79,7 +79,8 @@ class RevisionCapture:
         self.kinds = {f.name: f.kind for f in entity.fields}
         scope = SCOPE_COLUMN.get(entity.name, entity.key)
         case = "case_id" if "case_id" in columns else "NULL"
-        selected = ", ".join((entity.key, scope, case, *self.fields))
+        selected_names = (entity.key, scope, case, *self.fields)
+        selected = ", ".join(selected_names)
         table = schema.ENTITY_TABLES[entity.name].name
         # One bound value for all the batch's keys: a JSON array, or a PostgreSQL array.
         self.json_batch = dialect == "sqlite"
@@ -87,9 +88,15 @@ class RevisionCapture:
             # And one value back: the driver takes the GIL again for every row it
             # returns, which stalls the writer behind the busy reading thread (measured:
             # 3x slower than the same rows as one JSON text).
+            # CROSS JOIN fixes the order: each key looked up by the primary key. With
+            # `key IN (SELECT … json_each)` and no statistics, SQLite preferred scanning
+            # the covering index of steps by case (0.4 s a batch at 1M cases, against
+            # 2 ms).
+            picked = ", ".join(f"t.{name}" if name != "NULL" else name for name in selected_names)
             self.query = text(
-                f"SELECT json_group_array(json_array({selected})) FROM {table} "
-                f"WHERE source = :source AND {entity.key} IN (SELECT value FROM json_each(:keys))"
+                f"SELECT json_group_array(json_array({picked})) "
+                f"FROM json_each(:keys) AS k CROSS JOIN {table} AS t "
+                f"WHERE t.source = :source AND t.{entity.key} = k.value"
             )
         else:
             self.query = text(
