@@ -212,6 +212,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         upgrade_store(store)
         per_county = args.cases // args.counties
         now = datetime.now(UTC)
+        # Absolute: the config written there names the source's file, and relative
+        # paths in a config are taken from the config's own folder.
+        args.workdir = args.workdir.resolve()
         args.workdir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         copied = copy_bulk_counties(conninfo, args.counties, per_county, now)

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, select, union
 
 from watchdog.engine.checks import EVENT, due_cases
-from watchdog.engine.chunks import ChunkRows, chunk_rows
-from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult, in_range
+from watchdog.engine.chunks import ChunkRows, case_chunks, chunk_rows
+from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
 from watchdog.engine.fees import FeeRecord, check_fee
 from watchdog.engine.findings import Finding
 from watchdog.engine.procedure import StepRecord, check_procedure
@@ -94,38 +94,25 @@ def candidate_chunks(
     since: int | None,
     as_of: datetime,
     cases_range: tuple[str | None, str | None] | None = None,
-) -> Iterator[list[Mapping[str, Any]]]:
+) -> Iterator[list[dict[str, Any]]]:
     """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id:
-    every case with `since` None, else those changed since poll `since` or whose event
-    check is due at `as_of`; only those in `cases_range` if given (`in_range`)."""
+    every case with `since` None (only those in `cases_range` if given), else those
+    changed since poll `since` or whose event check is due at `as_of`."""
     cases, steps, fees = schema.cases, schema.steps, schema.fees
-    query = select(
-        cases.c.case_id,
-        cases.c.matter_code,
-        cases.c.matter_name,
-        cases.c.dept_code,
-        cases.c.dept_name,
-        cases.c.accepted_at,
-    ).where(cases.c.source == source)
+    touched = None
     if since is not None:
-        # One IN over a union of indexed lookups, not an OR of conditions: with the OR
-        # SQLite scanned every case of the source each cycle (a second at 1M cases).
+        # A union of indexed lookups, not an OR of conditions: with the OR SQLite
+        # scanned every case of the source each cycle (a second at 1M cases).
         touched = union(
             select(cases.c.case_id).where(cases.c.source == source, cases.c.change_seq > since),
             select(steps.c.case_id).where(steps.c.source == source, steps.c.change_seq > since),
             select(fees.c.case_id).where(fees.c.source == source, fees.c.change_seq > since),
             due_cases(source, [EVENT], as_of),
         )
-        query = query.where(cases.c.case_id.in_(touched))
-    query = in_range(query, cases.c.case_id, cases_range)
-    with store.connect() as connection:
-        rows = connection.execution_options(yield_per=CHUNK_CASES).execute(
-            query.order_by(cases.c.case_id)
-        )
-        keys = tuple(rows.keys())
-        # Plain tuples zipped into dicts: dict(RowMapping) per row cost several times more.
-        for partition in rows.partitions(CHUNK_CASES):
-            yield [dict(zip(keys, row, strict=True)) for row in partition]
+    yield from case_chunks(store, source, _COLUMNS, touched, cases_range, CHUNK_CASES)
+
+
+_COLUMNS = ("case_id", "matter_code", "matter_name", "dept_code", "dept_name", "accepted_at")
 
 
 def _steps_by_case(connection: Connection, among: ChunkRows) -> dict[str, list[StepRecord]]:

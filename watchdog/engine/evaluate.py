@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select, union, update
 
 from watchdog.engine.checks import EVENT, OVERDUE, due_cases, next_threshold, replace_checks
-from watchdog.engine.chunks import ChunkRows, chunk_rows
+from watchdog.engine.chunks import ChunkRows, case_chunks, chunk_rows
 from watchdog.engine.findings import Finding
 from watchdog.engine.overdue import OverdueRule
 from watchdog.store import schema
@@ -150,59 +150,35 @@ class EvaluationResult:
         return sum(stats.failed for stats in self.rules.values())
 
 
-def in_range(query: Any, case_id: Any, cases: tuple[str | None, str | None] | None) -> Any:
-    """`query` restricted to the case ids of a pass's range, if it has one."""
-    if cases is None:
-        return query
-    low, high = cases
-    if low is not None:
-        query = query.where(case_id >= low)
-    if high is not None:
-        query = query.where(case_id < high)
-    return query
-
-
-def _candidate_query(
-    source: str,
-    as_of: datetime,
-    evaluated_seq: int | None,
-    cases_range: tuple[str | None, str | None] | None = None,
-) -> Any:
+def _touched(source: str, as_of: datetime, evaluated_seq: int) -> Any:
+    """The case ids an incremental overdue pass looks at: a case or pause row changed
+    since poll `evaluated_seq`, or the case's check is due at `as_of`."""
     cases, pauses = schema.cases, schema.pauses
-    case_columns = [cases.c[name] for name in _CASE_COLUMNS]
-    query = select(*case_columns).where(cases.c.source == source)
-    if evaluated_seq is not None:
-        # One IN over a union of indexed lookups, not an OR of conditions: with the OR
-        # SQLite scanned every case of the source each cycle (a second at 1M cases).
-        touched = union(
-            select(cases.c.case_id).where(
-                cases.c.source == source, cases.c.change_seq > evaluated_seq
-            ),
-            select(pauses.c.case_id).where(
-                pauses.c.source == source, pauses.c.change_seq > evaluated_seq
-            ),
-            due_cases(source, [OVERDUE, EVENT], as_of),
-        )
-        query = query.where(cases.c.case_id.in_(touched))
-    query = in_range(query, cases.c.case_id, cases_range)
-    return query.order_by(cases.c.case_id)
+    # A union of indexed lookups, not an OR of conditions: with the OR SQLite scanned
+    # every case of the source each cycle (a second at 1M cases).
+    return union(
+        select(cases.c.case_id).where(cases.c.source == source, cases.c.change_seq > evaluated_seq),
+        select(pauses.c.case_id).where(
+            pauses.c.source == source, pauses.c.change_seq > evaluated_seq
+        ),
+        due_cases(source, [OVERDUE, EVENT], as_of),
+    )
 
 
 def _chunks_with_pauses(
-    store: Engine, source: str, query: Any, *, contiguous: bool
+    run: EvaluationPass,
 ) -> Iterator[list[tuple[dict[str, Any], list[Mapping[str, Any]]]]]:
     """The candidate cases in chunks of CHUNK_CASES, each case with its pauses in the
     order they started. Pauses are read per chunk (a range of ids in a full pass, see
     `chunk_rows`): joined to every case, the few cases that have pauses cost a lookup
     for each of the million that have none (5 of 8.7 s of reading at 1M cases)."""
-    with store.connect() as connection:
-        rows = connection.execution_options(yield_per=CHUNK_CASES).execute(query)
-        # Plain tuples made dicts once per case: RowMapping lookups by name cost more
-        # than the rule itself on a million cases.
-        keys = tuple(rows.keys())
-        for partition in rows.partitions(CHUNK_CASES):
-            cases = [dict(zip(keys, row, strict=True)) for row in partition]
-            among = chunk_rows(source, [case["case_id"] for case in cases], contiguous=contiguous)
+    since = run.since if run.incremental else None
+    touched = None if since is None else _touched(run.source, run.as_of, since)
+    chunks = case_chunks(run.store, run.source, _CASE_COLUMNS, touched, run.cases, CHUNK_CASES)
+    with run.store.connect() as connection:
+        for cases in chunks:
+            ids = [case["case_id"] for case in cases]
+            among = chunk_rows(run.source, ids, contiguous=not run.incremental)
             pauses = _pauses_by_case(connection, among)
             yield [(case, pauses.get(case["case_id"], [])) for case in cases]
 
@@ -233,7 +209,6 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
     result = EvaluationResult(source)
     rule_id = rule.settings.rule_id
     stats = result.stats(rule_id)
-    query = _candidate_query(source, as_of, run.since if run.incremental else None, run.cases)
     chunk: list[str] = []
     failed: set[str] = set()
     chunk_findings: list[Finding] = []
@@ -262,8 +237,7 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
         for pending in (chunk, chunk_findings, notes, checks, failed):
             pending.clear()
 
-    contiguous = not run.incremental  # a full pass's chunks: every case in a range of ids
-    for cases in _chunks_with_pauses(store, source, query, contiguous=contiguous):
+    for cases in _chunks_with_pauses(run):
         for case, pauses in cases:
             case_id = case["case_id"]
             chunk.append(case_id)

@@ -260,7 +260,7 @@ def _plain_row(fact_type: str, row: Mapping[str, Any], zone: ZoneInfo) -> dict[s
 # Reading a chunk
 
 
-def _chunks(run: EvaluationPass) -> Iterator[list[Row]]:
+def _chunks(run: EvaluationPass) -> Iterator[Sequence[Row]]:
     """The case-rule candidates, then (incremental) the cases whose pauses alone changed."""
     seen: set[str] = set()
     since = run.since if run.incremental else None
