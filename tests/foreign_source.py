@@ -131,3 +131,14 @@ def postgresql_source(database_url: str, schema: str) -> ForeignSource:
     # A real timestamp type (without zone): the values are local time in the source.
     _create_tables(engine, f'"{schema}".', '"', "TIMESTAMP")
     return ForeignSource(engine, database_url, f'"{schema}".', '"')
+
+
+def backend_source(backend: str, tmp_path: Path, request: Any, schema_prefix: str) -> ForeignSource:
+    """A foreign source on the test's backend: a SQLite file in `tmp_path`, or a schema
+    of the session's PostgreSQL database named from the prefix and the test folder."""
+    if backend == "sqlite":
+        return sqlite_source(tmp_path)
+    from tests.conftest import _pg_url
+
+    database = request.getfixturevalue("pg_database")
+    return postgresql_source(_pg_url(database), f"{schema_prefix}_{tmp_path.name[-12:].lower()}")

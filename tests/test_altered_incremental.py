@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
-from tests.foreign_source import ForeignSource, postgresql_source, sqlite_source
+from tests.foreign_source import ForeignSource, backend_source
 from tests.test_end_to_end import case, write_config
 from watchdog.app import Watchdog
 from watchdog.config import load_settings
@@ -44,12 +44,7 @@ RULE = "data-altered"
 
 @pytest.fixture
 def county(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ForeignSource:
-    if backend == "sqlite":
-        return sqlite_source(tmp_path)
-    from tests.conftest import _pg_url
-
-    database = request.getfixturevalue("pg_database")
-    return postgresql_source(_pg_url(database), f"inc_{tmp_path.name[-12:].lower()}")
+    return backend_source(backend, tmp_path, request, "inc")
 
 
 def violations(store: Engine) -> dict[tuple[str, str], Any]:

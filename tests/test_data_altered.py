@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from tests.foreign_source import ForeignSource, postgresql_source, sqlite_source
+from tests.foreign_source import ForeignSource, backend_source
 from tests.test_end_to_end import case, write_config
 from watchdog.app import Watchdog
 from watchdog.clock import Severity
@@ -49,12 +49,7 @@ CYCLE_3 = datetime(2026, 3, 18, 18, 0, tzinfo=SHANGHAI)
 
 @pytest.fixture
 def county(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ForeignSource:
-    if backend == "sqlite":
-        return sqlite_source(tmp_path)
-    from tests.conftest import _pg_url
-
-    database = request.getfixturevalue("pg_database")
-    return postgresql_source(_pg_url(database), f"alt_{tmp_path.name[-12:].lower()}")
+    return backend_source(backend, tmp_path, request, "alt")
 
 
 def step(handler: str, updated: str) -> dict[str, Any]:
