@@ -196,11 +196,6 @@ def _pauses_by_case(connection: Any, among: ChunkRows) -> dict[str, list[Mapping
     return grouped
 
 
-def span(case_ids: list[str]) -> tuple[str, str] | None:
-    """The first and last id of a chunk read in case-id order."""
-    return (case_ids[0], case_ids[-1]) if case_ids else None
-
-
 def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:
     """Grade the source's cases at the pass's instant; record violations if it records,
     with each case's next threshold check (`watchdog.engine.checks`)."""
@@ -219,7 +214,7 @@ def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult
         if record and chunk:
             judged = [case_id for case_id in chunk if case_id not in failed]
             # A full pass's chunk holds every case from its first id to its last.
-            bounds = None if run.incremental else span(chunk)
+            bounds = chunk_rows(source, chunk, contiguous=not run.incremental).bounds
             with store.begin() as connection:
                 counts = reconcile(
                     connection,
