@@ -1,6 +1,7 @@
 """Benchmark: poll a generated source of 1,000,000 demo cases into an empty SQLite store.
 
-Prints source rows per second and the poller's peak memory. The poll runs in a child
+Prints source rows per second and the peak memory of the poller and its reading process.
+The poll runs in a child
 process so that its peak resident size is not mixed with the generator's.
 
     python -m bench.poll_throughput [--cases 1000000] [--workdir var/bench]
@@ -10,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
 
 from watchdog.config import SourceSettings, load_settings
 
@@ -25,6 +30,36 @@ from watchdog.config import SourceSettings, load_settings
 def demo_queries() -> MappingProxyType[str, str]:
     config = Path(__file__).resolve().parent.parent / "config.toml"
     return MappingProxyType(dict(load_settings(config).sources[0].queries))
+
+
+class ReaderPeaks:
+    """The largest peak resident size of the poller's reading processes, sampled from
+    /proc while they run. (RUSAGE_CHILDREN will not do: Linux counts a spawned child's
+    copy of this process, between fork and exec, as that child's peak.)"""
+
+    def __init__(self) -> None:
+        self.largest_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ReaderPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            for child in multiprocessing.active_children():
+                try:
+                    status = Path(f"/proc/{child.pid}/status").read_text()
+                except OSError:
+                    continue  # ended meanwhile
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.largest_kib = max(self.largest_kib, int(line.split()[1]))
 
 
 def poll_once(source_path: Path, store_path: Path, batch_size: int) -> dict[str, float]:
@@ -45,12 +80,28 @@ def poll_once(source_path: Path, store_path: Path, batch_size: int) -> dict[str,
         queries=demo_queries(),
         index=0,
     )
+    source = open_source_engine(settings)
+    with source.connect() as connection:  # what there is to read, outside the timing
+        in_source = {
+            name: int(connection.execute(text(f"SELECT count(*) FROM ({query}) AS q")).scalar_one())
+            for name, query in settings.queries.items()
+        }
+    readers = ReaderPeaks()
     started = time.perf_counter()
-    result = SourcePoller(settings, open_source_engine(settings), store).poll()
+    with readers:
+        result = SourcePoller(settings, source, store).poll()
     seconds = time.perf_counter() - started
-    figures: dict[str, float] = {"seconds": seconds, "rows": result.rows_read}
+    # Rows read: a read that went on in a reading process read the rows of the
+    # updated_at it resumed from twice, so the source's own count is the one divided.
+    figures: dict[str, float] = {
+        "seconds": seconds,
+        "rows": sum(in_source.values()),
+        "rows_read": result.rows_read,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "reader_peak_mib": readers.largest_kib / 1024,
+    }
     for entity in result.entities:
-        figures[f"rows_{entity.entity}"] = entity.rows_read
+        figures[f"rows_{entity.entity}"] = in_source[entity.entity]
     figures["quarantined"] = result.rows_quarantined
     return figures
 
@@ -92,16 +143,22 @@ def main() -> None:
         check=True,
     )
     figures = json.loads(child.stdout.strip().splitlines()[-1])
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rows, seconds = figures["rows"], figures["seconds"]
+    peak, reader = figures["peak_mib"], figures["reader_peak_mib"]
     print(f"cases in source:      {args.cases:,}")
     for key, value in figures.items():
         if key.startswith("rows_"):
             print(f"  {key[5:]:<18} {int(value):,}")
-    print(f"source rows polled:   {int(rows):,} ({int(figures['quarantined'])} quarantined)")
+    print(
+        f"source rows polled:   {int(rows):,} ({int(figures['quarantined'])} quarantined; "
+        f"{int(figures['rows_read'] - rows)} read twice)"
+    )
     print(f"poll time:            {seconds:.1f} s")
     print(f"throughput:           {rows / seconds:,.0f} rows/s")
-    print(f"peak memory (poller): {peak_mib:,.0f} MiB")
+    print(
+        f"peak memory:          {peak + reader:,.0f} MiB at most "
+        f"(poller {peak:,.0f} + reading process {reader:,.0f})"
+    )
     print(f"store size:           {store.stat().st_size / 2**20:,.0f} MiB")
 
 

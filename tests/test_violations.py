@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from watchdog.clock import Severity
 from watchdog.engine.findings import Finding
@@ -88,3 +89,30 @@ def test_cases_outside_the_scope_keep_their_violations(store: Engine) -> None:
             connection.execute(select(schema.violations.c.case_id, schema.violations.c.state)).all()
         )
     assert states == {"C1": "open", "C2": "resolved"}
+
+
+def test_violations_found_again_unchanged_are_written_in_one_statement(store: Engine) -> None:
+    # Ten violations found again at the same grade: eight exactly as stored, two with
+    # new evidence. The eight cost one UPDATE of last_seen_at, not one each.
+    case_ids = [f"C{i}" for i in range(10)]
+    run(store, case_ids, [overdue(c, Severity.YELLOW, 1) for c in case_ids], 9)
+    again = [overdue(c, Severity.YELLOW, 2 if c in ("C3", "C7") else 1) for c in case_ids]
+    statements: list[str] = []
+
+    def count(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store, "before_cursor_execute", count)
+    try:
+        run(store, case_ids, again, 10)
+    finally:
+        event.remove(store, "before_cursor_execute", count)
+    updates = [s for s in statements if s.startswith("UPDATE violations")]
+    assert len(updates) == 2  # the evidence of two (one executemany), the time of eight
+    with store.connect() as connection:
+        rows = connection.execute(select(schema.violations).order_by("case_id")).all()
+    assert {r.case_id: r.evidence["days_late"] for r in rows} == {
+        c: 2 if c in ("C3", "C7") else 1 for c in case_ids
+    }
+    assert {r.last_seen_at for r in rows} == {MONDAY.replace(day=10)}
+    assert [e for e in history(store) if e[0] != "opened"] == []

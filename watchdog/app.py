@@ -30,6 +30,7 @@ from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
 from watchdog.engine.pattern_rules import evaluate_pattern_rules
 from watchdog.engine.rulefiles import RuleSpec, folder_fingerprint, load_rules
 from watchdog.engine.shards import evaluate_in_shards, shard_jobs
+from watchdog.errors import first_line
 from watchdog.gc_policy import fewer_collections
 from watchdog.notices import start_notices
 from watchdog.sources.connect import open_source_engine
@@ -39,7 +40,6 @@ from watchdog.sources.poller import (
     SourceError,
     SourcePoller,
     ensure_source_state,
-    first_line,
     utc_now,
 )
 from watchdog.store import schema

@@ -29,7 +29,7 @@ from typing import IO, Any, ClassVar, Protocol, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from watchdog.sources.poller import first_line
+from watchdog.errors import first_line
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,9 @@ def reconcile(
     opened: list[Finding] = []
     changed: list[tuple[Row[Any], Finding, str, str]] = []  # row, finding, event, severity
     seen: list[dict[str, Any]] = []  # evidence-only updates
-    touched: list[dict[str, Any]] = []  # found again, evidence kept (contested)
+    # Found again with nothing to change but the time (the same evidence, or contested
+    # and so kept): one statement for all, not a row each.
+    touched: list[int] = []
     milder: list[tuple[Row[Any], Finding]] = []  # uncontested, found milder
     # The changes in the order a row-by-row pass makes them; an opened violation's id
     # is known once it is inserted, so it is filled in then (index into `opened`).
@@ -144,9 +146,12 @@ def reconcile(
             changed.append((row, finding, "upgraded", severity))
             counts.upgraded += 1
         elif _RANK[severity] == _RANK[row.severity]:
-            seen.append(_seen_again(row, finding, at))
+            if _unchanged(row, finding):
+                touched.append(row.id)
+            else:
+                seen.append(_seen_again(row, finding, at))
         elif row.contested_by_revision is not None:
-            touched.append({"_id": row.id, "last_seen_at": at})
+            touched.append(row.id)
         else:
             milder.append((row, finding))
     vanished = [
@@ -166,9 +171,7 @@ def reconcile(
 
     opened_ids = _open(connection, opened, at)
     _change(connection, changed, at)
-    for updates in (seen, touched):
-        if updates:
-            connection.execute(_BY_ID, updates)
+    _refresh(connection, seen, touched, at)
 
     changes = _found_changes(order, opened, opened_ids, changed, at)
     _record_found(connection, changes, at, now)
@@ -177,6 +180,32 @@ def reconcile(
     if listener is not None and changes:
         listener(connection, changes)
     return counts
+
+
+def _unchanged(row: Row[Any], finding: Finding) -> bool:
+    """Whether a violation found again at the same grade would be written as it is.
+
+    Evidence is JSON, so what a rule builds compares equal to what the store gives back
+    (a tuple would come back a list: then it is written again, which is harmless)."""
+    return bool(
+        row.due_date == finding.due_date
+        and row.provisional == finding.provisional
+        and row.evidence == finding.evidence
+    )
+
+
+def _refresh(
+    connection: Connection, seen: list[dict[str, Any]], ids: Sequence[int], at: datetime
+) -> None:
+    """Write what changed of violations found again (`seen`, by id), and the time of
+    those found again unchanged (`ids`, a few thousand a statement)."""
+    if seen:
+        connection.execute(_BY_ID, seen)
+    table = schema.violations
+    for start in range(0, len(ids), 5000):
+        connection.execute(
+            update(table).where(table.c.id.in_(ids[start : start + 5000])).values(last_seen_at=at)
+        )
 
 
 def _seen_again(row: Row[Any], finding: Finding, at: datetime) -> dict[str, Any]:

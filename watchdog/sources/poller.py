@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog.config import SourceSettings
+from watchdog.errors import first_line
 from watchdog.sources.entities import ENTITIES, Entity
+from watchdog.sources.reading import (
+    HANDOVER_ROWS,
+    ReadError,
+    ReadRequest,
+    driver_batches,
+    read_in_process,
+    validate_batch,
+)
 from watchdog.sources.validation import RowValidator
 from watchdog.sources.writer import Batch, BatchWriter
 from watchdog.store import schema
@@ -77,24 +86,33 @@ class PollResult:
         return sum(e.revisions for e in self.entities)
 
 
-def wrap_query(query: str, *, incremental: bool) -> str:
-    condition = " WHERE q.updated_at >= :since" if incremental else ""
+def wrap_query(query: str, *, incremental: bool, with_nulls: bool = False) -> str:
+    """The query as read: rows from :since on (`with_nulls`: and rows without
+    updated_at, which are quarantined) in updated_at order, or all rows in that order."""
+    condition = ""
+    if incremental:
+        condition = " WHERE q.updated_at >= :since"
+        if with_nulls:
+            condition = " WHERE (q.updated_at >= :since OR q.updated_at IS NULL)"
     return f"SELECT * FROM ({query}) AS q{condition} ORDER BY q.updated_at"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error, without SQLAlchemy's background link."""
-    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return message[0] if message else type(exc).__name__
 
 
 class SourcePoller:
     """Polls one source into the store; one instance per source, reused across cycles."""
 
     def __init__(
-        self, source: SourceSettings, source_engine: Engine, store: Engine, clock: Clock = utc_now
+        self,
+        source: SourceSettings,
+        source_engine: Engine,
+        store: Engine,
+        clock: Clock = utc_now,
+        *,
+        handover_rows: int | None = HANDOVER_ROWS,
     ) -> None:
+        """`handover_rows`: rows read here before a read goes on in a reading process
+        (None: never)."""
         self.source = source
+        self.handover_rows = handover_rows
         self.source_engine = source_engine
         self.store = store
         self.clock = clock
@@ -134,9 +152,7 @@ class SourcePoller:
         params: dict[str, Any] = {}
         if watermark is not None:
             params["since"] = self._bind_since(watermark - self.source.overlap)
-        sql = text(wrap_query(query, incremental=watermark is not None))
         where = f'source "{self.source.name}": {entity.name} query'
-        encoding = encoding_for(self.store.dialect.name)
         outcome = EntityPoll(entity.name)
         table = schema.ENTITY_TABLES[entity.name]
         first_load = watermark is None and is_empty(self.store, table)
@@ -144,33 +160,25 @@ class SourcePoller:
             self.store,
             self.source.name,
             entity,
-            encoding,
+            encoding_for(self.store.dialect.name),
             self.clock(),
             revisions=not first_load,  # an empty table has no old values to compare
         )
+        batches = self._read(entity, query, params, seq, where)
         try:
             with (
                 indexes_deferred(self.store, table) if first_load else nullcontext(),
-                self.source_engine.connect() as source_connection,
+                closing(batches),  # a read given up (the store failed) ends its process
                 writer,
             ):
-                # yield_per streams (stream_results: a server-side cursor on
-                # PostgreSQL), so a source is never held whole in memory.
-                rows = source_connection.execution_options(
-                    yield_per=self.source.batch_size
-                ).execute(sql, params)
-                columns = [name.lower() for name in rows.keys()]  # noqa: SIM118 (not a dict)
-                self._check_columns(entity, columns, where)
-                validator = RowValidator(
-                    entity,
-                    self.source.timezone,
-                    columns,
-                    encoding,
-                    before=(self.source.name,),
-                    after=(seq,),
-                )
-                for raw_batch in _driver_batches(rows, self.source.batch_size):
-                    batch = self._validate(validator, columns, raw_batch)
+                for batch in batches:
+                    if batch.repeated:
+                        log.warning(
+                            "%s: %d row(s) repeat a key within one batch (a join in the "
+                            "query?); the newest of each is kept",
+                            where,
+                            batch.repeated,
+                        )
                     outcome.rows_read += batch.read
                     outcome.rows_quarantined += len(batch.bad)
                     writer.put(batch)
@@ -178,41 +186,73 @@ class SourcePoller:
             if writer.failed:
                 raise  # the store failed, not the source: not this source's fault
             raise SourceError(f"{where} failed: {first_line(exc)}") from exc
+        except ReadError as exc:
+            raise SourceError(f"{where} failed: {exc}") from exc
         outcome.watermark = writer.newest
         outcome.rows_quarantined += writer.rows_refused  # found only when the store said no
         outcome.revisions = writer.revisions.recorded if writer.revisions is not None else 0
         outcome.rows_changed = self._count_changed(entity, seq)
         return outcome
 
-    @staticmethod
-    def _validate(
-        validator: RowValidator, columns: list[str], raw_batch: Sequence[Sequence[Any]]
-    ) -> Batch:
-        """Store rows (source, canonical values, change_seq) of one batch."""
-        batch = Batch(read=len(raw_batch))
-        good, bad = batch.rows, batch.bad
-        validate = validator.validate_values
-        for raw in raw_batch:
-            row = validate(raw)
-            if isinstance(row, str):
-                bad.append((dict(zip(columns, raw, strict=True)), row))
-            else:
-                good.append(row)
-        # A query whose join repeats a key would make one upsert touch a row twice,
-        # which PostgreSQL refuses for the whole batch: keep the newest occurrence
-        # (rows come in updated_at order, so the last one).
-        keys = {row[1] for row in good}
-        if len(keys) < len(good):
-            log.warning(
-                "%s: %d row(s) repeat a key within one batch (a join in the query?); "
-                "the newest of each is kept",
-                validator.entity.name,
-                len(good) - len(keys),
+    def _read(
+        self, entity: Entity, query: str, params: dict[str, Any], seq: int, where: str
+    ) -> Generator[Batch, None, None]:
+        """The entity's new rows, validated, in batches; a long read goes on in a
+        reading process (`watchdog.sources.reading`) from the last updated_at read here."""
+        incremental = "since" in params
+        size = self.source.batch_size
+        with self.source_engine.connect() as source_connection:
+            # yield_per streams (stream_results: a server-side cursor on PostgreSQL),
+            # so a source is never held whole in memory.
+            rows = source_connection.execution_options(yield_per=size).execute(
+                text(wrap_query(query, incremental=incremental)), params
             )
-            batch.rows = good = list({row[1]: row for row in good}.values())
-        # updated_at is the last canonical value, just before change_seq.
-        batch.newest = max((row[-2] for row in good), default=None)
-        return batch
+            columns = tuple(name.lower() for name in rows.keys())  # noqa: SIM118 (not a dict)
+            self._check_columns(entity, columns, where)
+            validator = RowValidator(
+                entity,
+                self.source.timezone,
+                columns,
+                encoding_for(self.store.dialect.name),
+                before=(self.source.name,),
+                after=(seq,),
+            )
+            updated_at = columns.index("updated_at")
+            read = 0
+            resume_from = None
+            nulls_first = False
+            for raw_batch in driver_batches(rows, size):
+                if read == 0:
+                    nulls_first = raw_batch[0][updated_at] is None
+                yield validate_batch(validator, columns, raw_batch)
+                read += len(raw_batch)
+                last = raw_batch[-1][updated_at]
+                if (
+                    self.handover_rows is not None
+                    and read >= self.handover_rows
+                    and last is not None
+                ):
+                    resume_from = last
+                    break
+            rows.close()
+        if resume_from is None:
+            return
+        # Rows without updated_at sort all first or all last: read here already if first.
+        # (An incremental read never selects them.)
+        with_nulls = not incremental and not nulls_first
+        log.info("%s: %d rows read; the rest of the read goes on in a reading process", where, read)
+        yield from read_in_process(
+            ReadRequest(
+                source=replace(self.source, queries=dict(self.source.queries)),
+                entity=entity.name,
+                sql=wrap_query(query, incremental=True, with_nulls=with_nulls),
+                params={**params, "since": resume_from},
+                columns=columns,
+                store_dialect=self.store.dialect.name,
+                before=(self.source.name,),
+                after=(seq,),
+            )
+        )
 
     def _count_changed(self, entity: Entity, seq: int) -> int:
         table = schema.ENTITY_TABLES[entity.name]
@@ -224,7 +264,7 @@ class SourcePoller:
             )
         return int(count or 0)
 
-    def _check_columns(self, entity: Entity, columns: list[str], where: str) -> None:
+    def _check_columns(self, entity: Entity, columns: Sequence[str], where: str) -> None:
         missing = [c for c in entity.column_names if c not in columns]
         if missing:
             raise SourceError(
@@ -249,22 +289,6 @@ class SourcePoller:
                 )
             )
         return value
-
-
-def _driver_batches(rows: CursorResult[Any], size: int) -> Iterator[Sequence[Sequence[Any]]]:
-    """The result's rows in batches of `size`, as the driver returns them (tuples).
-
-    `Result.partitions` would wrap every row in a SQLAlchemy `Row`, which cost 4.5 s of a
-    5.5M-row first load (the driver's own fetchmany: ~14 s) for nothing the validator
-    uses. This asks the result's fetch strategy, as `partitions` itself does, so rows a
-    server-side cursor fetched ahead are not lost, driver errors are wrapped and
-    handled (a lost connection is invalidated) as on any other read, and the cursor is
-    closed at the end.
-    """
-    # Both are looked up anew each time: at the end of the rows the result closes its
-    # cursor and puts a strategy in place that returns nothing.
-    while batch := rows.cursor_strategy.fetchmany(rows, rows.cursor, size):
-        yield batch
 
 
 def ensure_source_state(connection: Connection, source: str) -> None:
