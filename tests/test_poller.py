@@ -291,3 +291,20 @@ def test_a_first_load_keeps_only_the_index_it_appends_to_in_order(
         with store.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -131072
             assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0
+
+
+def test_a_first_load_into_postgresql_leaves_the_table_with_statistics(
+    store: Engine, tmp_path: Path
+) -> None:
+    # The evaluation in the same cycle is planned from them (autovacuum comes later).
+    poller_for(make_source(tmp_path, [row("C1", "2026-03-05 10:00:00")]), store).poll()
+    if store.dialect.name != "postgresql":
+        return  # SQLite plans without statistics
+    with store.connect() as connection:
+        columns = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'cases'"
+            )
+        )
+    assert columns and columns > 0

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 
 from sqlalchemy import Engine, update
 
@@ -86,9 +87,10 @@ class CycleReport:
         )
 
 
-def run_passes(
-    source: str, passes: list[tuple[str, Callable[[], EvaluationResult]]]
-) -> EvaluationResult:
+RulePass = tuple[str, Callable[[], EvaluationResult]]  # rule kind, the pass
+
+
+def run_passes(source: str, passes: list[RulePass]) -> EvaluationResult:
     """Run rule passes in order; one that fails is logged with its rule kind and recorded
     as an error of the result, and the others still run."""
     result = EvaluationResult(source)
@@ -241,19 +243,21 @@ class Watchdog:
             keep_findings=not record,  # what a recording pass found is in the store
         )
         with nullcontext() if incremental else fewer_collections():
-            jobs = shard_jobs(self, run) if record and not incremental else []
-            if jobs:
-                result.add(evaluate_in_shards(self, run, jobs))
-            else:
-                result.add(self.evaluate_cases(run))
             rules = self.active_rules()
+            inspection: RulePass = ("inspection", lambda: evaluate_inspection_rules(run, rules))
             # Last: the data-altered pass reports the violations the passes before it
             # found contested.
-            passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
-                ("inspection", lambda: evaluate_inspection_rules(run, rules)),
-                ("data altered", lambda: evaluate_altered_rules(run, rules)),
-            ]
-            result.add(run_passes(name, passes))
+            altered: RulePass = ("data altered", lambda: evaluate_altered_rules(run, rules))
+            jobs = shard_jobs(self, run) if record and not incremental else []
+            if jobs:
+                # The inspection pass needs nothing of the case passes: it runs here
+                # while the workers finish their ranges.
+                also = partial(run_passes, name, [inspection])
+                result.add(evaluate_in_shards(self, run, jobs, also=also))
+                result.add(run_passes(name, [altered]))
+            else:
+                result.add(self.evaluate_cases(run))
+                result.add(run_passes(name, [inspection, altered]))
         if record and not result.errors:
             try:
                 with self.store.begin() as connection:
@@ -274,7 +278,7 @@ class Watchdog:
         """The passes that judge each case on its own rows: overdue, procedure and fee,
         pattern. A full pass may run them on ranges of cases in several processes."""
         rules = self.active_rules()
-        passes: list[tuple[str, Callable[[], EvaluationResult]]] = [
+        passes: list[RulePass] = [
             ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
             ("pattern", lambda: evaluate_pattern_rules(run, rules)),
         ]

@@ -45,10 +45,14 @@ class Batch:
 _DONE = Batch()
 
 
-# Rows at most in one transaction of consecutive batches, and how long the writer waits
-# for the next batch before it commits what it has (see `BatchWriter._run`). A first
-# load of 1M cases took 44-47 s at 60,000, 48-52 s at 100,000, 59 s at 200,000 and
-# 65 s at 400,000 (a transaction's pages outgrow the page cache), 52-54 s at 20,000.
+# Consecutive batches stored in one transaction: at most GROUP_BATCHES of them and
+# TRANSACTION_ROWS rows; the writer waits GROUP_WAIT_SECONDS at most for the next one
+# before it commits what it has (see `BatchWriter._run`). A first load of 1M cases in
+# batches of 20,000 took 44-47 s at 60,000 rows a transaction, 48-52 s at 100,000,
+# 59 s at 200,000 and 65 s at 400,000 (a transaction's pages outgrow the page cache),
+# 52-54 s at 20,000. The batch limit keeps small batches committing as often as
+# before: three batches are never much more to redo after a crash than one.
+GROUP_BATCHES = 3
 TRANSACTION_ROWS = 60_000
 GROUP_WAIT_SECONDS = 0.5
 
@@ -142,12 +146,12 @@ class BatchWriter:
         try:
             while (batch := self._queue.get()) is not _DONE:
                 group = [batch]
-                # The next batches share this one's transaction, up to TRANSACTION_ROWS
-                # rows: SQLite writes every page a transaction touched at its commit,
+                # The next batches share this one's transaction (up to the limits
+                # above): SQLite writes every page a transaction touched at its commit,
                 # and a first load committing every 20,000 rows spent 7.3 s of 38 s on
                 # it. It waits for a batch briefly, not for a slow source.
                 rows = len(batch.rows)
-                while rows < TRANSACTION_ROWS:
+                while rows < TRANSACTION_ROWS and len(group) < GROUP_BATCHES:
                     try:
                         waiting = self._queue.get(timeout=GROUP_WAIT_SECONDS)
                     except queue.Empty:

@@ -58,6 +58,20 @@ def indexes_deferred(store: Engine, table: Table) -> Iterator[None]:
     finally:
         for index in deferred:
             _tolerating_a_race(store, index, create=True)
+        _gather_statistics(store, table)
+
+
+def _gather_statistics(store: Engine, table: Table) -> None:
+    """On PostgreSQL, ANALYZE a table just loaded: the evaluation that follows in the
+    same cycle would otherwise be planned for an empty table (autovacuum gets to it
+    only a minute or more later). SQLite plans without statistics as well as with."""
+    if store.dialect.name != "postgresql":
+        return
+    try:
+        with store.begin() as connection:
+            connection.exec_driver_sql(f"ANALYZE {table.name}")
+    except SQLAlchemyError as exc:  # plans without statistics are slower, not wrong
+        log.warning("cannot ANALYZE %s: %s", table.name, str(exc).splitlines()[0])
 
 
 def _appended_in_order(index: Index) -> bool:
