@@ -20,6 +20,7 @@ from watchdog.clock import Severity
 from watchdog.engine.contest import altering_revisions, contest_reason
 from watchdog.engine.findings import Finding
 from watchdog.store import schema
+from watchdog.store.copy import insert_rows, next_ids, uses_copy
 
 OPEN = "open"
 RESOLVED = "resolved"
@@ -111,9 +112,10 @@ def reconcile(
     6. The listener, if any, hears every change made, in this transaction.
 
     Steps 2-4 decide first and then write in batches (one statement per kind of write,
-    each an executemany): a full evaluation opens hundreds of thousands of violations,
-    and a statement per row cost more than all the rules together. Rows and events are
-    written in the order the changes are listed, as one statement per row would.
+    each an executemany; many rows inserted on PostgreSQL by COPY, `store.copy`): a
+    full evaluation opens hundreds of thousands of violations, and a statement per row
+    cost more than all the rules together. Rows and events are written in the order
+    the changes are listed, as one statement per row would.
     """
     counts = ReconcileCounts()
     stored = _load(connection, scope)
@@ -261,8 +263,7 @@ def _record_found(
         for change in changes
         if change.finding is not None
     ]
-    if found_events:
-        connection.execute(insert(schema.violation_events), found_events)
+    insert_rows(connection, schema.violation_events, found_events)
 
 
 def _record_resolved(
@@ -275,8 +276,9 @@ def _record_resolved(
     )
     # A separate statement: these rows have a reason and no evidence column (NULL, not
     # JSON null), and they come after the others as in a row-by-row pass.
-    connection.execute(
-        insert(schema.violation_events),
+    insert_rows(
+        connection,
+        schema.violation_events,
         [
             {
                 "violation_id": row.id,
@@ -329,8 +331,9 @@ def _record_contested(
             for row, _, revision in contested
         ],
     )
-    connection.execute(
-        insert(schema.violation_events),
+    insert_rows(
+        connection,
+        schema.violation_events,
         [_contest_event(row, finding, revision, at, now) for row, finding, revision in contested],
     )
     return [
@@ -407,7 +410,10 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
 
 
 def _open(connection: Connection, findings: Sequence[Finding], at: datetime) -> list[int]:
-    """Insert a violation per finding (in one statement); their ids, in the same order."""
+    """Insert a violation per finding (in one statement); their ids, in the same order.
+
+    Many rows on PostgreSQL: ids drawn from the sequence first, ascending in the order
+    of the findings, and the rows copied with them (`watchdog.store.copy`)."""
     if not findings:
         return []
     table = schema.violations
@@ -432,6 +438,12 @@ def _open(connection: Connection, findings: Sequence[Finding], at: datetime) -> 
         }
         for finding in findings
     ]
+    if uses_copy(connection, len(rows)):
+        drawn = next_ids(connection, table, len(rows))
+        insert_rows(
+            connection, table, [{"id": id_, **row} for id_, row in zip(drawn, rows, strict=True)]
+        )
+        return drawn
     # Fingerprints are unique, so they map RETURNING rows back to the findings whatever
     # order the database returns them in.
     inserted = connection.execute(insert(table).returning(table.c.id, table.c.fingerprint), rows)

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Insert, Text, bindparam, cast, insert, select, text
 
 from watchdog.store import schema
+from watchdog.store.copy import insert_rows
 
 GENESIS = "0" * 64
 DAEMON = "watchdog"  # the actor of what the daemon does by itself
@@ -108,7 +109,8 @@ def head(connection: Connection) -> tuple[int, str]:
 def append(
     connection: Connection, entries: Sequence[Entry], *, recorded_at: datetime | None = None
 ) -> int:
-    """Append entries in order, in the caller's transaction, as one executemany.
+    """Append entries in order, in the caller's transaction, as one executemany (one
+    COPY for many entries on PostgreSQL, the payload's canonical text stored as it is).
 
     Returns the seq of the last entry appended (0 when there was nothing to append).
     """
@@ -117,7 +119,13 @@ def append(
     lock_chain(connection)
     seq, prev_hash = head(connection)
     rows = chain_rows(entries, seq, prev_hash, recorded_at or datetime.now(UTC))
-    connection.execute(_insert(connection.dialect.name), rows)
+    insert_rows(
+        connection,
+        schema.audit_log,
+        rows,
+        statement=_insert(connection.dialect.name),
+        verbatim=("payload",),
+    )
     return seq + len(rows)
 
 
