@@ -49,10 +49,8 @@ FULL_AT = datetime(2026, 12, 31, 23, 59, 50, tzinfo=ZONE)
 CHANGED_AT = FULL_AT + timedelta(seconds=4)
 CYCLE_AT = FULL_AT + timedelta(seconds=8)
 PASSES = {
-    "evaluate_overdue": "overdue",
-    "evaluate_case_rules": "procedure and fee",
+    "evaluate_case_passes": "case rules",  # overdue, procedure, fee, pattern: one stream
     "evaluate_inspection_rules": "inspection",
-    "evaluate_pattern_rules": "pattern",
 }
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 AUTOVACUUM_NAPTIME = 60.0  # seconds, PostgreSQL's default
@@ -272,6 +270,7 @@ def child_evaluate(config: Path, changes: int, profile: bool) -> dict[str, Any]:
     if full.errors:
         raise SystemExit(f"full evaluation failed: {full.errors}")
     figures["full_passes"] = full_passes
+    figures["full_kinds"] = seconds_by_kind(watchdog, full)
     figures["full_cases"] = full.cases_evaluated
     figures["full_opened"] = full.counts.opened
     figures["full_peak_mib"] = peak_mib()
@@ -297,6 +296,17 @@ def child_evaluate(config: Path, changes: int, profile: bool) -> dict[str, Any]:
     return figures
 
 
+def seconds_by_kind(watchdog: Any, result: Any) -> dict[str, float]:
+    """Each rule kind's own seconds (judging and recording; in all processes of a split
+    pass, added up), from the result's per-rule figures."""
+    kinds = {rule.id: rule.kind for rule in watchdog.rules.rules}
+    seconds: dict[str, float] = {}
+    for rule_id, stats in result.rules.items():
+        kind = kinds.get(rule_id, "other")
+        seconds[kind] = seconds.get(kind, 0.0) + stats.seconds
+    return seconds
+
+
 def timed_cycle(
     watchdog: Any, source_url: str, changes: int, now: list[datetime]
 ) -> dict[str, Any]:
@@ -318,6 +328,7 @@ def timed_cycle(
     figures["cycle_poll_rows_changed"] = report.poll.rows_changed
     figures["cycle_eval_seconds"] = report.evaluation.seconds
     figures["cycle_passes"] = cycle_passes
+    figures["cycle_kinds"] = seconds_by_kind(watchdog, report.evaluation)
     figures["cycle_cases"] = report.evaluation.cases_evaluated
     counts = report.evaluation.counts
     figures["cycle_counts"] = [counts.opened, counts.upgraded, counts.resolved, counts.reopened]
@@ -399,6 +410,7 @@ def show(args: argparse.Namespace, poll: dict[str, Any], figures: dict[str, Any]
     split = workers > 1 and figures["worker_peak_mib"] > 0
     where = f" (of this process's range, 1 of {workers})" if split else ""
     print(f"  passes:                 {passes(figures['full_passes'])}{where}")
+    print(f"  rules by kind:          {passes(figures['full_kinds'])} (all processes)")
     print(
         f"  cases / opened:         {figures['full_cases']:,} / {figures['full_opened']:,} "
         "violations"
@@ -420,6 +432,7 @@ def show(args: argparse.Namespace, poll: dict[str, Any], figures: dict[str, Any]
     )
     print(f"  evaluation:             {figures['cycle_eval_seconds']:.2f} s")
     print(f"  passes:                 {passes(figures['cycle_passes'])}")
+    print(f"  rules by kind:          {passes(figures['cycle_kinds'])}")
     opened, upgraded, resolved, reopened = figures["cycle_counts"]
     print(
         f"  cases / changes:        {figures['cycle_cases']:,} looked at / opened {opened}, "

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Text, cast, event, func, insert, select
+from sqlalchemy import Engine, Text, bindparam, cast, event, func, insert, select, update
 
 from watchdog.audit.chain import canonical
 from watchdog.audit.hooks import audit_violation_changes, violation_entries
@@ -16,7 +16,7 @@ from watchdog.audit.verify import verify_store
 from watchdog.clock import Severity
 from watchdog.engine.findings import Finding
 from watchdog.store import schema
-from watchdog.store.copy import COPY_MIN_ROWS, insert_rows
+from watchdog.store.copy import COPY_MIN_ROWS, insert_rows, update_rows
 from watchdog.violations import Scope, ViolationChange, reconcile
 
 # An instant given in another zone, with microseconds: stored as the same UTC instant.
@@ -241,3 +241,55 @@ def test_a_failure_in_the_transaction_takes_the_copied_rows_back(store: Engine) 
         ] == [MANY, MANY, MANY]
     result = verify_store(store)
     assert result.ok and (result.entries, result.last_seq) == (MANY, MANY)
+
+
+def test_rows_updated_at_once_are_the_rows_an_executemany_updates(store: Engine) -> None:
+    # Two sets of violations get the same new values, one by `update_rows` (one
+    # statement on PostgreSQL), one by the executemany it replaces: stored alike.
+    v = schema.violations
+    findings = [finding(n) for n in range(1, 2 * MANY + 1)]
+    with store.begin() as connection:
+        reconcile(
+            connection,
+            Scope("overdue", "county", [f.case_id or "" for f in findings]),
+            findings,
+            at=AT,
+            now=AT,
+        )
+        ids = list(connection.scalars(select(v.c.id).order_by(v.c.id)))
+    by_id = update(v).where(v.c.id == bindparam("_id"))
+
+    def rows(chosen: list[int]) -> list[dict[str, Any]]:
+        return [
+            {
+                "_id": violation_id,
+                "last_seen_at": LATER + timedelta(microseconds=n),
+                "resolved_at": None,
+                "due_date": None if n % 4 == 0 else date(2026, 4, 1) + timedelta(days=n % 9),
+                "provisional": n % 2 == 0,
+                "evidence": {**finding(n).evidence, "again": n},
+            }
+            for n, violation_id in enumerate(chosen)
+        ]
+
+    statements: list[str] = []
+
+    def count(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store, "before_cursor_execute", count)
+    try:
+        with store.begin() as connection:
+            update_rows(connection, v, rows(ids[:MANY]), statement=by_id)
+    finally:
+        event.remove(store, "before_cursor_execute", count)
+    with store.begin() as connection:
+        connection.execute(by_id, rows(ids[MANY:]))
+    if store.dialect.name == "postgresql":
+        assert len(statements) == 1  # one UPDATE for all rows
+    columns = [v.c.last_seen_at, v.c.resolved_at, v.c.due_date, v.c.provisional, v.c.evidence]
+    with store.connect() as connection:
+        stored = connection.execute(
+            select(*(cast(c, Text) for c in columns)).order_by(v.c.id)
+        ).all()
+    assert [tuple(r) for r in stored[:MANY]] == [tuple(r) for r in stored[MANY:]]

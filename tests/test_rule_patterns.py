@@ -27,7 +27,7 @@ from watchdog.cli import main
 from watchdog.config import load_settings
 from watchdog.engine.evaluate import EvaluationPass, EvaluationResult
 from watchdog.engine.pattern_rules import evaluate_pattern_rules
-from watchdog.engine.patterns import PatternHost, PatternParams, compile_pattern
+from watchdog.engine.patterns import PatternHost, PatternHosts, PatternParams, compile_pattern
 from watchdog.engine.rulefiles import RuleSpec, load_rules
 from watchdog.store import schema
 
@@ -636,3 +636,28 @@ def test_a_pass_that_meets_a_pattern_rule_without_the_engine_says_so_once(
     result = evaluate(store, rules)
     assert result.findings == []
     assert result.errors == [UNAVAILABLE.format(version=".".join(map(str, sys.version_info[:3])))]
+
+
+def test_pattern_workers_kept_between_passes_serve_the_next_one_and_stop_when_replaced(
+    county: County, store: Engine, rules: tuple[RuleSpec, ...]
+) -> None:
+    county.case("K-1", completed_at=at("2026-03-20 10:00"), result="1")
+    county.steps("K-1", ("K-1-1", NOTICE, "2026-03-03 10:00"), ("K-1-2", NOTICE, "2026-03-04"))
+    kept = PatternHosts()
+    try:
+        run = EvaluationPass(store, SOURCE, SHANGHAI, AS_OF, False, pattern_hosts=kept)
+        first = evaluate_pattern_rules(run, rules)
+        assert {(f.finding, f.case_id, f.subject) for f in first.findings} == {
+            ("repeated_supplement_notice", "K-1", "K-1-2")
+        }
+        notice_rule = next(r for r in rules if r.id == "one-time-notice")
+        host = kept.host(notice_rule.prepared.ruleset)
+        worker = host.pid
+        assert worker is not None  # still running after the pass
+        second = evaluate_pattern_rules(run, rules)
+        assert {f.case_id for f in second.findings} == {"K-1"}
+        assert host.pid == worker  # the same worker judged the second pass
+        kept.keep_only([])  # the rule files changed: no pattern rule left
+        assert host.pid is None
+    finally:
+        kept.close()

@@ -17,18 +17,17 @@ from watchdog.calendar import WorkCalendar, load_overrides
 from watchdog.calendar_watch import CalendarFile, record_fingerprint, stored_fingerprint
 from watchdog.config import Settings
 from watchdog.engine.altered import evaluate_altered_rules
-from watchdog.engine.case_rules import evaluate_case_rules
+from watchdog.engine.case_passes import evaluate_case_passes
 from watchdog.engine.checks import schedule_events
 from watchdog.engine.evaluate import (
     EvaluationPass,
     EvaluationResult,
-    evaluate_overdue,
     mark_evaluated,
     read_baseline,
 )
 from watchdog.engine.inspection_rules import evaluate_inspection_rules
 from watchdog.engine.overdue import OverdueRule, OverdueRuleSettings
-from watchdog.engine.pattern_rules import evaluate_pattern_rules
+from watchdog.engine.patterns import PatternHosts
 from watchdog.engine.rulefiles import RuleSpec, folder_fingerprint, load_rules
 from watchdog.engine.shards import evaluate_in_shards, shard_jobs
 from watchdog.errors import first_line
@@ -132,6 +131,7 @@ class Watchdog:
         # changes (see `_disable_failing_rules`).
         self.disabled_rules: dict[str, str] = {}
         self._pollers: dict[str, SourcePoller] = {}
+        self.pattern_hosts = PatternHosts()  # durable-rules workers, kept between cycles
         # Hears every violation change inside the transaction that records it: the audit
         # trail always, then notices (audit first: it takes the chain lock before the
         # notice counter's, the order every transaction keeps).
@@ -162,6 +162,9 @@ class Watchdog:
                 return False
             before = self.rules
             self.rules = load_rules(self.settings.rules_dir)
+            self.pattern_hosts.keep_only(
+                rule.prepared.ruleset for rule in self.rules.of_kind("pattern")
+            )
             self._full_next = {source.name for source in self.settings.sources}
             for rule_id, file_name in list(self.disabled_rules.items()):
                 if self.rules.digests.get(file_name) != before.digests.get(file_name):
@@ -241,6 +244,7 @@ class Watchdog:
             now=self.clock(),
             listener=self.violation_listener if record else None,
             keep_findings=not record,  # what a recording pass found is in the store
+            pattern_hosts=self.pattern_hosts,
         )
         with nullcontext() if incremental else fewer_collections():
             rules = self.active_rules()
@@ -275,19 +279,15 @@ class Watchdog:
         return tuple(rule for rule in self.rules.rules if rule.id not in self.disabled_rules)
 
     def evaluate_cases(self, run: EvaluationPass) -> EvaluationResult:
-        """The passes that judge each case on its own rows: overdue, procedure and fee,
-        pattern. A full pass may run them on ranges of cases in several processes."""
-        rules = self.active_rules()
-        passes: list[RulePass] = [
-            ("procedure and fee", lambda: evaluate_case_rules(run, rules)),
-            ("pattern", lambda: evaluate_pattern_rules(run, rules)),
-        ]
+        """The rules that judge each case on its own rows (overdue, procedure and fee,
+        pattern), over one stream of cases. A full pass may run them on ranges of cases
+        in several processes."""
         overdue = self.overdue_rule(run.as_of.astimezone(run.zone).date())
         if overdue is None:
             log.warning("no overdue rule in force on %s", run.as_of.date())
-        else:
-            passes.insert(0, ("overdue", lambda: evaluate_overdue(run, overdue)))
-        return run_passes(run.source, passes)
+        rules = self.active_rules()
+        cases: RulePass = ("case", lambda: evaluate_case_passes(run, overdue, rules))
+        return run_passes(run.source, [cases])
 
     def _disable_failing_rules(self, source: str, result: EvaluationResult) -> None:
         """A rule that failed on every case it was applied to (at least
@@ -362,6 +362,7 @@ class Watchdog:
             )
 
     def close(self) -> None:
+        self.pattern_hosts.close()
         for poller in self._pollers.values():
             poller.source_engine.dispose()
         self.store.dispose()

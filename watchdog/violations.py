@@ -20,7 +20,7 @@ from watchdog.clock import Severity
 from watchdog.engine.contest import altering_revisions, contest_reason
 from watchdog.engine.findings import Finding
 from watchdog.store import schema
-from watchdog.store.copy import insert_rows, next_ids, uses_copy
+from watchdog.store.copy import insert_rows, next_ids, update_rows, uses_copy
 
 OPEN = "open"
 RESOLVED = "resolved"
@@ -201,8 +201,7 @@ def _refresh(
 ) -> None:
     """Write what changed of violations found again (`seen`, by id), and the time of
     those found again unchanged (`ids`, a few thousand a statement)."""
-    if seen:
-        connection.execute(_BY_ID, seen)
+    update_rows(connection, schema.violations, seen, statement=_BY_ID)
     table = schema.violations
     for start in range(0, len(ids), 5000):
         connection.execute(
@@ -271,8 +270,11 @@ def _record_resolved(
 ) -> list[ViolationChange]:
     if not resolved:
         return []
-    connection.execute(
-        _BY_ID, [{"_id": row.id, "state": RESOLVED, "resolved_at": at} for row, _ in resolved]
+    update_rows(
+        connection,
+        schema.violations,
+        [{"_id": row.id, "state": RESOLVED, "resolved_at": at} for row, _ in resolved],
+        statement=_BY_ID,
     )
     # A separate statement: these rows have a reason and no evidence column (NULL, not
     # JSON null), and they come after the others as in a row-by-row pass.
@@ -324,12 +326,14 @@ def _record_contested(
     """Mark violations contested (they stay open, evidence kept) and record the events."""
     if not contested:
         return []
-    connection.execute(
-        _BY_ID,
+    update_rows(
+        connection,
+        schema.violations,
         [
             {"_id": row.id, "contested_by_revision": revision.id, "contested_at": at}
             for row, _, revision in contested
         ],
+        statement=_BY_ID,
     )
     insert_rows(
         connection,
@@ -457,8 +461,9 @@ def _change(
     """Reopen or upgrade stored violations with what was found now."""
     if not changed:
         return
-    connection.execute(
-        _BY_ID,
+    update_rows(
+        connection,
+        schema.violations,
         [
             {
                 "_id": row.id,
@@ -472,4 +477,5 @@ def _change(
             }
             for row, finding, _, severity in changed
         ],
+        statement=_BY_ID,
     )

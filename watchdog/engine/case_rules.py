@@ -27,65 +27,84 @@ from sqlalchemy import Connection, Engine, select, union
 
 from watchdog.engine.checks import EVENT, due_cases
 from watchdog.engine.chunks import ChunkRows, case_chunks, chunk_rows
-from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
+from watchdog.engine.evaluate import (
+    CHUNK_CASES,
+    EvaluationPass,
+    EvaluationResult,
+    RuleVerdicts,
+    record_verdicts,
+)
 from watchdog.engine.fees import FeeRecord, check_fee
 from watchdog.engine.findings import Finding
 from watchdog.engine.procedure import StepRecord, check_procedure
 from watchdog.engine.rulefiles import RuleSpec
 from watchdog.store import schema
-from watchdog.violations import Scope, reconcile
 
 CASE_KINDS = ("procedure", "fee")
 
 
+def active_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> list[RuleSpec]:
+    on = run.as_of.astimezone(run.zone).date()
+    return [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
+
+
 def evaluate_case_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> EvaluationResult:
     """Apply the procedure and fee rules in force at the pass's instant to its cases."""
-    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
-    since, now = run.since, run.now
     started = time.monotonic()
-    result = EvaluationResult(source)
-    on = as_of.astimezone(zone).date()
-    active = [rule for rule in rules if rule.kind in CASE_KINDS and rule.in_force(on)]
+    result = EvaluationResult(run.source)
+    active = active_case_rules(run, rules)
     if not active:
         return result
-    since = since if run.incremental else None
-    for chunk in candidate_chunks(store, source, since, as_of, run.cases):
+    since = run.since if run.incremental else None
+    for chunk in candidate_chunks(run.store, run.source, since, run.as_of, run.cases):
         case_ids = [c["case_id"] for c in chunk]
         # A full pass's chunks are runs of consecutive case ids (see `chunk_rows`).
-        among = chunk_rows(source, case_ids, contiguous=since is None)
-        with store.begin() if record else store.connect() as connection:
-            steps = _steps_by_case(connection, among)
-            fees = _fees_by_case(connection, among)
-            for rule in active:
-                rule_started = time.monotonic()
-                stats = result.stats(rule.id)
-                findings: list[Finding] = []
-                judged: list[str] = []
-                for case in chunk:
-                    stats.applied += 1
-                    try:
-                        findings += _judge(rule, source, case, steps, fees, as_of, zone)
-                    except Exception as exc:  # one case must not stop the rule or the others
-                        result.rule_failed(rule.id, f"case {case['case_id']}", exc)
-                    else:
-                        judged.append(case["case_id"])
-                if record:
-                    scope = Scope(rule.id, source, judged, among.bounds)
-                    counts = reconcile(
-                        connection,
-                        scope,
-                        findings,
-                        at=as_of,
-                        now=now or as_of,
-                        listener=run.listener,
-                    )
-                    result.counts.add(counts)
-                if run.keep_findings:
-                    result.findings += findings
-                stats.seconds += time.monotonic() - rule_started
+        among = chunk_rows(run.source, case_ids, contiguous=since is None)
+        with run.store.begin() if run.record else run.store.connect() as connection:
+            steps, fees = read_steps_and_fees(connection, among)
+            verdicts = judge_case_rules(run, active, chunk, steps, fees, result)
+            if run.record:
+                record_verdicts(connection, run, verdicts, among.bounds, result)
+        if run.keep_findings:
+            result.findings += [finding for verdict in verdicts for finding in verdict.findings]
         result.cases_evaluated += len(chunk)
     result.seconds = time.monotonic() - started
     return result
+
+
+def judge_case_rules(
+    run: EvaluationPass,
+    active: Sequence[RuleSpec],
+    chunk: Sequence[Mapping[str, Any]],
+    steps: Mapping[str, list[StepRecord]],
+    fees: Mapping[str, list[Mapping[str, Any]]],
+    result: EvaluationResult,
+) -> list[RuleVerdicts]:
+    """Each rule's verdicts on a chunk of cases, given their steps and fees."""
+    out = []
+    for rule in active:
+        started = time.monotonic()
+        stats = result.stats(rule.id)
+        verdicts = RuleVerdicts(rule.id)
+        for case in chunk:
+            stats.applied += 1
+            try:
+                found = _judge(rule, run.source, case, steps, fees, run.as_of, run.zone)
+            except Exception as exc:  # one case must not stop the rule or the others
+                result.rule_failed(rule.id, f"case {case['case_id']}", exc)
+            else:
+                verdicts.findings += found
+                verdicts.judged.append(case["case_id"])
+        stats.seconds += time.monotonic() - started
+        out.append(verdicts)
+    return out
+
+
+def read_steps_and_fees(
+    connection: Connection, among: ChunkRows
+) -> tuple[dict[str, list[StepRecord]], dict[str, list[Mapping[str, Any]]]]:
+    """A chunk's steps (what the procedure rules read of them) and fees, by case."""
+    return _steps_by_case(connection, among), _fees_by_case(connection, among)
 
 
 def candidate_chunks(
@@ -98,21 +117,25 @@ def candidate_chunks(
     """The cases a pass over case rules looks at, in chunks of CHUNK_CASES, by case id:
     every case with `since` None (only those in `cases_range` if given), else those
     changed since poll `since` or whose event check is due at `as_of`."""
+    touched = None if since is None else union(*case_rule_candidates(source, since, as_of))
+    yield from case_chunks(store, source, CASE_COLUMNS, touched, cases_range, CHUNK_CASES)
+
+
+def case_rule_candidates(source: str, since: int, as_of: datetime) -> list[Any]:
+    """Queries of the case ids an incremental pass over case rules looks at: a case,
+    step or fee row changed since poll `since`, or the case's event check is due at
+    `as_of`. Taken together as a union of indexed lookups, not an OR of conditions:
+    with the OR SQLite scanned every case of the source each cycle (a second at 1M)."""
     cases, steps, fees = schema.cases, schema.steps, schema.fees
-    touched = None
-    if since is not None:
-        # A union of indexed lookups, not an OR of conditions: with the OR SQLite
-        # scanned every case of the source each cycle (a second at 1M cases).
-        touched = union(
-            select(cases.c.case_id).where(cases.c.source == source, cases.c.change_seq > since),
-            select(steps.c.case_id).where(steps.c.source == source, steps.c.change_seq > since),
-            select(fees.c.case_id).where(fees.c.source == source, fees.c.change_seq > since),
-            due_cases(source, [EVENT], as_of),
-        )
-    yield from case_chunks(store, source, _COLUMNS, touched, cases_range, CHUNK_CASES)
+    return [
+        select(cases.c.case_id).where(cases.c.source == source, cases.c.change_seq > since),
+        select(steps.c.case_id).where(steps.c.source == source, steps.c.change_seq > since),
+        select(fees.c.case_id).where(fees.c.source == source, fees.c.change_seq > since),
+        due_cases(source, [EVENT], as_of),
+    ]
 
 
-_COLUMNS = ("case_id", "matter_code", "matter_name", "dept_code", "dept_name", "accepted_at")
+CASE_COLUMNS = ("case_id", "matter_code", "matter_name", "dept_code", "dept_name", "accepted_at")
 
 
 def _steps_by_case(connection: Connection, among: ChunkRows) -> dict[str, list[StepRecord]]:

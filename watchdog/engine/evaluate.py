@@ -21,18 +21,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select, union, update
+from sqlalchemy import Connection, Engine, select, union, update
 
 from watchdog.engine.checks import EVENT, OVERDUE, due_cases, next_threshold, replace_checks
 from watchdog.engine.chunks import ChunkRows, case_chunks, chunk_rows
 from watchdog.engine.findings import Finding
 from watchdog.engine.overdue import OverdueRule
+from watchdog.engine.patterns import PatternHosts
 from watchdog.store import schema
 from watchdog.violations import ReconcileCounts, Scope, ViolationListener, reconcile
 
@@ -43,7 +44,7 @@ LOGGED_FAILURES = 3  # per rule and pass: the first few failures are logged with
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
 # What the overdue rule reads of a case (`OverdueRule.evaluate`): only these, since
 # every time column read costs a conversion, a million times over.
-_CASE_COLUMNS = (
+OVERDUE_CASE_COLUMNS = (
     "case_id",
     "matter_code",
     "matter_name",
@@ -77,6 +78,8 @@ class EvaluationPass:
     # Only the cases with low <= case_id < high (None: unbounded), for a full pass split
     # across processes (`watchdog.engine.shards`); None: every case.
     cases: tuple[str | None, str | None] | None = None
+    # Pattern workers kept across passes (`PatternHosts`); None: each pass starts its own.
+    pattern_hosts: PatternHosts | None = None
     # Whether the result lists the findings. A recording pass of the daemon leaves them in
     # the store and keeps only counts: at a million cases they were 200 MB held to the end.
     keep_findings: bool = True
@@ -150,19 +153,19 @@ class EvaluationResult:
         return sum(stats.failed for stats in self.rules.values())
 
 
-def _touched(source: str, as_of: datetime, evaluated_seq: int) -> Any:
-    """The case ids an incremental overdue pass looks at: a case or pause row changed
-    since poll `evaluated_seq`, or the case's check is due at `as_of`."""
+def overdue_candidates(source: str, as_of: datetime, evaluated_seq: int) -> list[Any]:
+    """Queries of the case ids an incremental overdue pass looks at: a case or pause row
+    changed since poll `evaluated_seq`, or the case's check is due at `as_of`. Taken
+    together as a union of indexed lookups, not an OR of conditions: with the OR SQLite
+    scanned every case of the source each cycle (a second at 1M cases)."""
     cases, pauses = schema.cases, schema.pauses
-    # A union of indexed lookups, not an OR of conditions: with the OR SQLite scanned
-    # every case of the source each cycle (a second at 1M cases).
-    return union(
+    return [
         select(cases.c.case_id).where(cases.c.source == source, cases.c.change_seq > evaluated_seq),
         select(pauses.c.case_id).where(
             pauses.c.source == source, pauses.c.change_seq > evaluated_seq
         ),
         due_cases(source, [OVERDUE, EVENT], as_of),
-    )
+    ]
 
 
 def _chunks_with_pauses(
@@ -173,17 +176,19 @@ def _chunks_with_pauses(
     `chunk_rows`): joined to every case, the few cases that have pauses cost a lookup
     for each of the million that have none (5 of 8.7 s of reading at 1M cases)."""
     since = run.since if run.incremental else None
-    touched = None if since is None else _touched(run.source, run.as_of, since)
-    chunks = case_chunks(run.store, run.source, _CASE_COLUMNS, touched, run.cases, CHUNK_CASES)
+    touched = None if since is None else union(*overdue_candidates(run.source, run.as_of, since))
+    chunks = case_chunks(
+        run.store, run.source, OVERDUE_CASE_COLUMNS, touched, run.cases, CHUNK_CASES
+    )
     with run.store.connect() as connection:
         for cases in chunks:
             ids = [case["case_id"] for case in cases]
             among = chunk_rows(run.source, ids, contiguous=not run.incremental)
-            pauses = _pauses_by_case(connection, among)
+            pauses = pauses_by_case(connection, among)
             yield [(case, pauses.get(case["case_id"], [])) for case in cases]
 
 
-def _pauses_by_case(connection: Any, among: ChunkRows) -> dict[str, list[Mapping[str, Any]]]:
+def pauses_by_case(connection: Any, among: ChunkRows) -> dict[str, list[Mapping[str, Any]]]:
     table = schema.pauses
     query = select(table.c.case_id, *(table.c[name] for name in _PAUSE_COLUMNS))
     query, parameters = among.where(query, table)
@@ -196,63 +201,92 @@ def _pauses_by_case(connection: Any, among: ChunkRows) -> dict[str, list[Mapping
     return grouped
 
 
+@dataclass
+class RuleVerdicts:
+    """One rule's verdicts on one chunk of cases, decided and not yet recorded."""
+
+    rule_id: str
+    findings: list[Finding] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)  # the cases it did not fail on
+    notes: dict[str, str] = field(default_factory=dict)  # why no finding, by case
+    seconds: float = 0.0  # judging them
+
+
+def record_verdicts(
+    connection: Connection,
+    run: EvaluationPass,
+    verdicts: Sequence[RuleVerdicts],
+    bounds: tuple[str, str] | None,
+    result: EvaluationResult,
+) -> None:
+    """Reconcile each rule's verdicts on a chunk with its stored violations (`bounds`:
+    the chunk's first and last case id when it holds every case between them)."""
+    for verdict in verdicts:
+        started = time.monotonic()
+        counts = reconcile(
+            connection,
+            Scope(verdict.rule_id, run.source, verdict.judged, bounds),
+            verdict.findings,
+            at=run.as_of,
+            now=run.now or run.as_of,
+            notes=verdict.notes,
+            listener=run.listener,
+        )
+        result.counts.add(counts)
+        result.stats(verdict.rule_id).seconds += time.monotonic() - started
+
+
+def judge_overdue(
+    run: EvaluationPass,
+    rule: OverdueRule,
+    cases: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+    result: EvaluationResult,
+) -> tuple[RuleVerdicts, dict[str, datetime]]:
+    """Grade a chunk of cases (each with its pauses): the verdicts, and each case's next
+    threshold check (`watchdog.engine.checks`)."""
+    started = time.monotonic()
+    rule_id = rule.settings.rule_id
+    stats = result.stats(rule_id)
+    verdicts = RuleVerdicts(rule_id)
+    checks: dict[str, datetime] = {}
+    for case, pauses in cases:
+        case_id = case["case_id"]
+        stats.applied += 1
+        try:
+            verdict = rule.evaluate(run.source, case, pauses, run.as_of, run.zone)
+        except Exception as exc:  # one case's bad data must not stop the others
+            result.rule_failed(rule_id, f"case {case_id}", exc)
+            continue
+        verdicts.judged.append(case_id)
+        if verdict.finding is not None:
+            verdicts.findings.append(verdict.finding)
+        elif run.record:
+            verdicts.notes[case_id] = verdict.note
+        check = next_threshold(verdict.reading, rule.settings.grading, run.zone)
+        if check is not None:
+            checks[case_id] = check
+    stats.seconds += time.monotonic() - started
+    return verdicts, checks
+
+
 def evaluate_overdue(run: EvaluationPass, rule: OverdueRule) -> EvaluationResult:
     """Grade the source's cases at the pass's instant; record violations if it records,
     with each case's next threshold check (`watchdog.engine.checks`)."""
-    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
     started = time.monotonic()
-    result = EvaluationResult(source)
-    rule_id = rule.settings.rule_id
-    stats = result.stats(rule_id)
-    chunk: list[str] = []
-    failed: set[str] = set()
-    chunk_findings: list[Finding] = []
-    notes: dict[str, str] = {}
-    checks: dict[str, datetime] = {}
-
-    def flush() -> None:
-        if record and chunk:
-            judged = [case_id for case_id in chunk if case_id not in failed]
-            # A full pass's chunk holds every case from its first id to its last.
-            bounds = chunk_rows(source, chunk, contiguous=not run.incremental).bounds
-            with store.begin() as connection:
-                counts = reconcile(
-                    connection,
-                    Scope(rule_id, source, judged, bounds),
-                    chunk_findings,
-                    at=as_of,
-                    now=run.now or as_of,
-                    notes=notes,
-                    listener=run.listener,
-                )
-                replace_checks(connection, source, OVERDUE, chunk, checks, bounds)
-            result.counts.add(counts)
-        if run.keep_findings:
-            result.findings.extend(chunk_findings)
-        for pending in (chunk, chunk_findings, notes, checks, failed):
-            pending.clear()
-
+    result = EvaluationResult(run.source)
     for cases in _chunks_with_pauses(run):
-        for case, pauses in cases:
-            case_id = case["case_id"]
-            chunk.append(case_id)
-            result.cases_evaluated += 1
-            stats.applied += 1
-            try:
-                verdict = rule.evaluate(source, case, pauses, as_of, zone)
-            except Exception as exc:  # one case's bad data must not stop the others
-                failed.add(case_id)
-                result.rule_failed(rule_id, f"case {case_id}", exc)
-            else:
-                if verdict.finding is not None:
-                    chunk_findings.append(verdict.finding)
-                elif record:
-                    notes[case_id] = verdict.note
-                check = next_threshold(verdict.reading, rule.settings.grading, zone)
-                if check is not None:
-                    checks[case_id] = check
-        flush()
-    result.seconds = stats.seconds = time.monotonic() - started
+        case_ids = [case["case_id"] for case, _ in cases]
+        verdicts, checks = judge_overdue(run, rule, cases, result)
+        result.cases_evaluated += len(cases)
+        if run.record:
+            # A full pass's chunk holds every case from its first id to its last.
+            bounds = chunk_rows(run.source, case_ids, contiguous=not run.incremental).bounds
+            with run.store.begin() as connection:
+                record_verdicts(connection, run, [verdicts], bounds, result)
+                replace_checks(connection, run.source, OVERDUE, case_ids, checks, bounds)
+        if run.keep_findings:
+            result.findings += verdicts.findings
+    result.seconds = time.monotonic() - started
     return result
 
 

@@ -31,7 +31,13 @@ from sqlalchemy import Connection, Engine, and_, bindparam, or_, select
 from watchdog.clock import Severity
 from watchdog.engine.case_rules import candidate_chunks
 from watchdog.engine.chunks import ChunkRows, chunk_rows
-from watchdog.engine.evaluate import CHUNK_CASES, EvaluationPass, EvaluationResult
+from watchdog.engine.evaluate import (
+    CHUNK_CASES,
+    EvaluationPass,
+    EvaluationResult,
+    RuleVerdicts,
+    record_verdicts,
+)
 from watchdog.engine.findings import Finding
 from watchdog.engine.patterns import (
     FACT_TYPES,
@@ -44,7 +50,6 @@ from watchdog.engine.patterns import (
 )
 from watchdog.engine.rulefiles import RuleSpec
 from watchdog.store import schema
-from watchdog.violations import Scope, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -87,57 +92,85 @@ _AMONG = {
 _FIELDS = {name: tuple(spec.fields.items()) for name, spec in FACT_TYPES.items()}
 
 
+def active_pattern_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> list[RuleSpec]:
+    on = run.as_of.astimezone(run.zone).date()
+    return [rule for rule in rules if rule.kind == "pattern" and rule.in_force(on)]
+
+
 def evaluate_pattern_rules(run: EvaluationPass, rules: Sequence[RuleSpec]) -> EvaluationResult:
     """Apply the pattern rules in force at the pass's instant to its cases."""
-    store, source, zone, as_of, record = run.store, run.source, run.zone, run.as_of, run.record
     started = time.monotonic()
-    result = EvaluationResult(source)
-    on = as_of.astimezone(zone).date()
-    active = [rule for rule in rules if rule.kind == "pattern" and rule.in_force(on)]
-    if not active:
+    result = EvaluationResult(run.source)
+    active = active_pattern_rules(run, rules)
+    if not active or not pattern_engine_available(run.source, result):
         return result
+    with ExitStack() as stack:
+        judges = PatternJudges(stack, run, active)
+        for chunk in _chunks(run):
+            case_ids = [case["case_id"] for case in chunk]
+            # A full pass's chunks are runs of consecutive case ids (`chunk_rows`).
+            among = chunk_rows(run.source, case_ids, contiguous=not run.incremental)
+            with run.store.begin() if run.record else run.store.connect() as connection:
+                verdicts = judges.judge(run, connection, chunk, among, result)
+                if run.record:
+                    record_verdicts(connection, run, verdicts, among.bounds, result)
+            if run.keep_findings:
+                result.findings += [finding for verdict in verdicts for finding in verdict.findings]
+            result.cases_evaluated += len(chunk)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def pattern_engine_available(source: str, result: EvaluationResult) -> bool:
+    """Whether durable-rules can run here; if not, say so once, as an error of the pass."""
     unavailable = engine_unavailable()
     if unavailable is not None:
         log.error('source "%s": %s', source, unavailable)
         result.errors.append(unavailable)
-        return result
-    types = frozenset().union(*(rule.prepared.fact_types for rule in active))
-    with ExitStack() as stack:
-        # A worker starts with the first case its rule may match: often never, in an
-        # incremental pass.
-        hosts = {
-            rule.id: stack.enter_context(PatternHost(rule.prepared.ruleset)) for rule in active
+    return unavailable is None
+
+
+class PatternJudges:
+    """The pattern rules in force, each with its durable-rules worker (`PatternHost`),
+    judging chunks of cases. A worker starts with the first case its rule may match:
+    often never, in an incremental pass. Workers are the pass's `pattern_hosts` when it
+    has them (kept from one cycle to the next), else their own, stopped with `stack`."""
+
+    def __init__(self, stack: ExitStack, run: EvaluationPass, active: Sequence[RuleSpec]) -> None:
+        self.active = list(active)
+        self.types = frozenset().union(*(rule.prepared.fact_types for rule in active))
+        kept = run.pattern_hosts
+        self.hosts = {
+            rule.id: (
+                kept.host(rule.prepared.ruleset)
+                if kept is not None
+                else stack.enter_context(PatternHost(rule.prepared.ruleset))
+            )
+            for rule in active
         }
-        for chunk in _chunks(run):
-            case_ids = [case["case_id"] for case in chunk]
-            # A full pass's chunks are runs of consecutive case ids (`chunk_rows`).
-            among = chunk_rows(source, case_ids, contiguous=not run.incremental)
-            with store.begin() if record else store.connect() as connection:
-                # Read rows only of the cases some rule may match (most cases match none).
-                maybe = set().union(*(_may_match(connection, among, r) for r in active))
-                needed = [case_id for case_id in case_ids if case_id in maybe]
-                facts = _facts(connection, source, needed, as_of, types)
-                for rule in active:
-                    rule_started = time.monotonic()
-                    findings, judged = _judge(
-                        result, rule, hosts[rule.id], source, chunk, facts, zone
-                    )
-                    if record:
-                        counts = reconcile(
-                            connection,
-                            Scope(rule.id, source, judged, among.bounds),
-                            findings,
-                            at=as_of,
-                            now=run.now or as_of,
-                            listener=run.listener,
-                        )
-                        result.counts.add(counts)
-                    if run.keep_findings:
-                        result.findings += findings
-                    result.stats(rule.id).seconds += time.monotonic() - rule_started
-            result.cases_evaluated += len(chunk)
-    result.seconds = time.monotonic() - started
-    return result
+
+    def judge(
+        self,
+        run: EvaluationPass,
+        connection: Connection,
+        chunk: Sequence[Row],
+        among: ChunkRows,
+        result: EvaluationResult,
+    ) -> list[RuleVerdicts]:
+        """Each rule's verdicts on a chunk of cases (`among` selects their rows)."""
+        # Read rows only of the cases some rule may match (most cases match none).
+        maybe = set().union(*(_may_match(connection, among, rule) for rule in self.active))
+        needed = [case["case_id"] for case in chunk if case["case_id"] in maybe]
+        facts = _facts(connection, run.source, needed, run.as_of, self.types)
+        out = []
+        for rule in self.active:
+            started = time.monotonic()
+            findings, judged = _judge(
+                result, rule, self.hosts[rule.id], run.source, chunk, facts, run.zone
+            )
+            out.append(RuleVerdicts(rule.id, findings, judged))
+            result.stats(rule.id).seconds += time.monotonic() - started
+        return out
 
 
 def _judge(

@@ -50,6 +50,7 @@ import re
 import string
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -538,6 +539,9 @@ class PatternHost:
         self._process: subprocess.Popen[str] | None = None
         self._started = False
         self.restarts = 0  # workers started again after one died
+        # One request at a time: a host kept by `PatternHosts` serves the passes of
+        # every source, which the daemon runs on threads of their own.
+        self._lock = threading.RLock()
 
     def __enter__(self) -> PatternHost:
         return self
@@ -545,13 +549,20 @@ class PatternHost:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        process = self._process
+        return None if process is None else process.pid
+
     def load(self) -> str | None:
         """Start the worker and compile the ruleset; the engine's refusal, if any."""
-        try:
-            error = self._request({"op": "load", "ruleset": self.ruleset}).get("error")
-        except EngineCrashed as exc:
-            return str(exc)
-        return str(error) if error else None
+        with self._lock:
+            try:
+                error = self._request({"op": "load", "ruleset": self.ruleset}).get("error")
+            except EngineCrashed as exc:
+                return str(exc)
+            return str(error) if error else None
 
     def evaluate(
         self, cases: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
@@ -559,18 +570,19 @@ class PatternHost:
         """The outcome of each case (case id, facts), in order."""
         if not cases:
             return []
-        try:
-            return self._evaluate(cases)
-        except EngineCrashed as crash:
-            if len(cases) == 1:
-                return [CaseOutcome(cases[0][0], error=str(crash))]
-        outcomes = []
-        for case in cases:
+        with self._lock:
             try:
-                outcomes += self._evaluate([case])
+                return self._evaluate(cases)
             except EngineCrashed as crash:
-                outcomes.append(CaseOutcome(case[0], error=str(crash)))
-        return outcomes
+                if len(cases) == 1:
+                    return [CaseOutcome(cases[0][0], error=str(crash))]
+            outcomes = []
+            for case in cases:
+                try:
+                    outcomes += self._evaluate([case])
+                except EngineCrashed as crash:
+                    outcomes.append(CaseOutcome(case[0], error=str(crash)))
+            return outcomes
 
     def _evaluate(
         self, cases: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
@@ -587,6 +599,10 @@ class PatternHost:
         ]
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
@@ -622,10 +638,40 @@ class PatternHost:
         except OSError:
             line = ""
         if not line:
-            self.close()
+            self._close()
             raise EngineCrashed(f"durable-rules crashed (worker exit status {process.poll()})")
         reply: dict[str, Any] = json.loads(line)
         return reply
+
+
+class PatternHosts:
+    """The pattern workers kept from one evaluation to the next, one per ruleset.
+
+    Starting a worker (an interpreter that imports durable-rules and compiles the
+    ruleset) costs ~0.05 s; a daemon's incremental cycle of 1,000 cases spent 0.11 s of
+    its second starting two. A worker serves every source (one request at a time), so
+    their number is that of the pattern rules, not of sources times rules."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, PatternHost] = {}
+        self._lock = threading.Lock()
+
+    def host(self, ruleset: str) -> PatternHost:
+        with self._lock:
+            if ruleset not in self._hosts:
+                self._hosts[ruleset] = PatternHost(ruleset)
+            return self._hosts[ruleset]
+
+    def keep_only(self, rulesets: Iterable[str]) -> None:
+        """Stop the workers of rulesets no longer in use (a rule file changed)."""
+        wanted = set(rulesets)
+        with self._lock:
+            gone = [self._hosts.pop(r) for r in list(self._hosts) if r not in wanted]
+        for host in gone:
+            host.close()
+
+    def close(self) -> None:
+        self.keep_only(())
 
 
 # ---------------------------------------------------------------------------------------

@@ -206,6 +206,7 @@ def evaluate_shard(job: ShardJob) -> EvaluationResult:
             listener=watchdog.violation_listener,
             cases=job.cases,
             keep_findings=False,  # recorded in the store; not sent back
+            pattern_hosts=watchdog.pattern_hosts,
         )
         with fewer_collections():
             return watchdog.evaluate_cases(run)

@@ -1,4 +1,4 @@
-"""Inserting many rows at once: COPY on PostgreSQL, an executemany elsewhere.
+"""Writing many rows at once: COPY and one UPDATE on PostgreSQL, an executemany elsewhere.
 
 A full evaluation writes hundreds of thousands of violations, events and audit entries.
 Through SQLAlchemy's executemany (insertmanyvalues) PostgreSQL parses and plans a
@@ -15,10 +15,13 @@ its default, NULL, as an INSERT without it does (JSON columns: SQL NULL, not JSO
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Table, insert, text
+from sqlalchemy import JSON, Connection, Executable, Table, insert, text
 
 # Below this many rows a plain INSERT is kept. COPY costs round trips of its own
 # (start, data, end; taking ids first one more), an executemany of a few rows is one
@@ -81,6 +84,62 @@ def insert_rows(
                     write(values)
     finally:
         cursor.close()
+
+
+def update_rows(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, statement: Executable
+) -> None:
+    """Update rows of `table` by id: `rows` are dicts with the id as `_id` and the same
+    columns to set; `statement` (UPDATE … WHERE id = :_id) runs them as an executemany.
+
+    PostgreSQL with at least `COPY_MIN_ROWS` rows: one statement instead, over the rows
+    sent as one JSON array (`json_to_recordset`). psycopg's executemany sends the
+    statement once per row (an incremental cycle's 500 evidence updates: 0.24 s).
+    Values are bound as the column types bind them; a JSON column's value is nested in
+    the array, and PostgreSQL's `json` keeps its text as `json.dumps` wrote it, which is
+    what SQLAlchemy's JSON type writes."""
+    if not rows:
+        return
+    if not uses_copy(connection, len(rows)):
+        connection.execute(statement, rows)
+        return
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    names = [name for name in rows[0] if name != "_id"]
+    fields = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in names)
+    assignments = ", ".join(f"{quote(name)} = d.{quote(name)}" for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    sql = (
+        f"UPDATE {target} SET {assignments} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS d(_id bigint, {fields}) "
+        f"WHERE {target}.id = d._id"
+    )
+    converters = [(name, _json_value(connection, table, name)) for name in names]
+    payload = [
+        {"_id": row["_id"], **{name: convert(row[name]) for name, convert in converters}}
+        for row in rows
+    ]
+    connection.execute(text(sql), {"rows": json.dumps(payload)})
+
+
+def _json_value(connection: Connection, table: Table, name: str) -> Callable[[Any], Any]:
+    """How a value of the column goes into the JSON array: a JSON column's as it is, any
+    other bound as its type binds it (an aware UTC datetime, say) and then as text."""
+    column_type = table.c[name].type
+    if isinstance(column_type, JSON):
+        return lambda value: value
+    process = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+
+    def convert(value: Any) -> Any:
+        if process is not None:
+            value = process(value)
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return str(value)
+        return value
+
+    return convert
 
 
 def next_ids(connection: Connection, table: Table, count: int) -> list[int]:
