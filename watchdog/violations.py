@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, String, any_, bindparam, cast, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from watchdog.clock import Severity
 from watchdog.engine.contest import altering_revisions, contest_reason
@@ -401,6 +402,17 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
                 rows[row.fingerprint] = row
         return rows
     ids = list(scope.keys)
+    if connection.dialect.name == "postgresql":
+        # One array parameter: lists of 900 keys cost a statement each, every value
+        # rendered, sent and parsed (a tenth of an incremental cycle).
+        query = select(table).where(
+            table.c.rule_id == scope.rule_id,
+            table.c.source == scope.source,
+            table.c.scope_key == any_(cast(bindparam("keys"), ARRAY(String))),
+        )
+        for row in connection.execute(query, {"keys": ids}):
+            rows[row.fingerprint] = row
+        return rows
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
         query = select(table).where(
