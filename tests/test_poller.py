@@ -9,7 +9,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from watchdog.config import SourceSettings
@@ -308,3 +308,16 @@ def test_a_first_load_into_postgresql_leaves_the_table_with_statistics(
             )
         )
     assert columns and columns > 0
+
+
+def test_an_index_a_dead_first_load_left_out_is_created_before_the_next_poll(
+    store: Engine, tmp_path: Path
+) -> None:
+    path = make_source(tmp_path, [row("C1", "2026-03-05 10:00:00")])
+    poller_for(path, store).poll()
+    index = next(i for i in schema.cases.indexes if i.name == "ix_cases_source_completed_at")
+    index.drop(store)
+    poller_for(path, store).poll()  # a new poller: a new daemon
+    with store.connect() as connection:
+        names = {i["name"] for i in inspect(connection).get_indexes("cases")}
+    assert "ix_cases_source_completed_at" in names

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, String, any_, bindparam, cast, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from watchdog.clock import Severity
 from watchdog.engine.contest import altering_revisions, contest_reason
 from watchdog.engine.findings import Finding
 from watchdog.store import schema
 from watchdog.store.copy import insert_rows, next_ids, update_rows, uses_copy
+from watchdog.store.keys import among_keys
 
 OPEN = "open"
 RESOLVED = "resolved"
@@ -402,23 +402,11 @@ def _load(connection: Connection, scope: Scope) -> dict[str, Row[Any]]:
                 rows[row.fingerprint] = row
         return rows
     ids = list(scope.keys)
-    if connection.dialect.name == "postgresql":
-        # One array parameter: lists of 900 keys cost a statement each, every value
-        # rendered, sent and parsed (a tenth of an incremental cycle).
-        query = select(table).where(
-            table.c.rule_id == scope.rule_id,
-            table.c.source == scope.source,
-            table.c.scope_key == any_(cast(bindparam("keys"), ARRAY(String))),
-        )
-        for row in connection.execute(query, {"keys": ids}):
-            rows[row.fingerprint] = row
-        return rows
     for start in range(0, len(ids), 900):
-        chunk = ids[start : start + 900]
         query = select(table).where(
             table.c.rule_id == scope.rule_id,
             table.c.source == scope.source,
-            table.c.scope_key.in_(chunk),
+            among_keys(connection, table.c.scope_key, ids[start : start + 900]),
         )
         for row in connection.execute(query):
             rows[row.fingerprint] = row

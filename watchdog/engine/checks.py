@@ -24,6 +24,7 @@ from sqlalchemy import Connection, delete, insert, select, union_all
 
 from watchdog.clock import ClockReading, GradingPolicy, Severity
 from watchdog.store import schema
+from watchdog.store.keys import among_keys
 
 OVERDUE = "overdue"
 EVENT = "event"
@@ -102,7 +103,7 @@ def replace_checks(
             delete(table).where(
                 table.c.source == source,
                 table.c["pass"] == pass_name,
-                table.c.case_id.in_(ids[start : start + _CHUNK]),
+                among_keys(connection, table.c.case_id, ids[start : start + _CHUNK]),
             )
         )
     rows = [
@@ -173,7 +174,10 @@ def schedule_events(connection: Connection, source: str, as_of: datetime, since:
         ids = sorted(set(touched))
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            scoped += [part.where(part.selected_columns[0].in_(chunk)) for part in parts]
+            scoped += [
+                part.where(among_keys(connection, part.selected_columns[0], chunk))
+                for part in parts
+            ]
     for part in scoped:
         for case_id, at in connection.execute(part):
             if case_id not in earliest or at < earliest[case_id]:
