@@ -39,7 +39,10 @@ from watchdog.violations import ReconcileCounts, Scope, ViolationListener, recon
 
 log = logging.getLogger(__name__)
 
-CHUNK_CASES = 2000
+# Cases judged and recorded together. A full evaluation of 1M cases on PostgreSQL took
+# 49.5-55.2 s at 5,000 against 56.8-60.4 s at 2,000 (fewer statements, transactions
+# and takes of the audit chain's lock); the evaluator's peak memory barely moved.
+CHUNK_CASES = 5000
 LOGGED_FAILURES = 3  # per rule and pass: the first few failures are logged with their case
 _PAUSE_COLUMNS = ("pause_id", "kind", "started_at", "ended_at", "granted_days")
 # What the overdue rule reads of a case (`OverdueRule.evaluate`): only these, since
