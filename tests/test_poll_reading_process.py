@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, select
 
 from tests.conftest import _pg_url
-from tests.test_poll_source_read import pg_source
+from tests.test_poll_source_read import assert_one_line_read_error, failing_source, pg_source
 from tests.test_poller import CASES, make_source, row, settings_for, stored_ids
 from watchdog.config import SourceSettings
 from watchdog.sources.connect import open_source_engine
@@ -103,17 +103,10 @@ def test_rows_without_updated_at_sorted_last_are_read_by_the_reading_process(
 def test_a_source_failing_in_the_reading_process_is_the_same_one_line_error(
     store: Engine, tmp_path: Path
 ) -> None:
-    path = make_source(tmp_path, [row(f"C{i:02d}", f"2026-03-05 10:{i:02d}:00") for i in range(30)])
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE INDEX by_changed ON cases (changed)")
-    broken = "CASE WHEN id = 'C21' THEN json('broken') ELSE lim END AS promised_limit"
-    query = CASES.replace("lim AS promised_limit", broken)
+    path, query = failing_source(tmp_path, [f"C{i:02d}" for i in range(30)], "C21")
     with pytest.raises(SourceError) as caught:
         poller(settings_for(path, query, batch_size=4), store, handover_rows=8).poll()
-    message = str(caught.value)
-    assert message.startswith('source "county": cases query failed: ')
-    assert "malformed JSON" in message
-    assert "\n" not in message
+    assert_one_line_read_error(caught.value)
     # Read here: C00-C07; by the reading process from C07 on, in batches of four: the
     # batches before the one holding C21 (C19-C22).
     assert stored_ids(store) == [f"C{i:02d}" for i in range(19)]

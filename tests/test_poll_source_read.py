@@ -92,20 +92,29 @@ def test_a_postgresql_source_of_fewer_rows_than_a_batch_is_read_to_the_end(
     source.dispose()
 
 
-def test_a_source_failing_in_the_middle_of_the_read_is_a_one_line_error(
-    store: Engine, tmp_path: Path
-) -> None:
-    path = make_source(tmp_path, [row(f"C{i}", f"2026-03-05 10:0{i}:00") for i in range(7)])
+def failing_source(tmp_path: Path, ids: list[str], failing: str) -> tuple[Path, str]:
+    """A source of cases `ids` (a minute apart) and a query that fails on case `failing`."""
+    path = make_source(tmp_path, [row(i, f"2026-03-05 10:{n:02d}:00") for n, i in enumerate(ids)])
     with sqlite3.connect(path) as connection:
-        # Rows come in index order, each computed as it is fetched: C5 fails only when
-        # the read reaches it, after the first batches were read and stored.
+        # Rows come in index order, each computed as it is fetched: the failing case
+        # fails only when the read reaches it, after the first batches were stored.
         connection.execute("CREATE INDEX by_changed ON cases (changed)")
-    broken = "CASE WHEN id = 'C5' THEN json('broken') ELSE lim END AS promised_limit"
-    query = CASES.replace("lim AS promised_limit", broken)
-    with pytest.raises(SourceError) as caught:
-        poller_for(path, store, query).poll()
-    message = str(caught.value)
+    broken = f"CASE WHEN id = '{failing}' THEN json('broken') ELSE lim END AS promised_limit"
+    return path, CASES.replace("lim AS promised_limit", broken)
+
+
+def assert_one_line_read_error(error: SourceError) -> None:
+    message = str(error)
     assert message.startswith('source "county": cases query failed: ')
     assert "malformed JSON" in message
     assert "\n" not in message
+
+
+def test_a_source_failing_in_the_middle_of_the_read_is_a_one_line_error(
+    store: Engine, tmp_path: Path
+) -> None:
+    path, query = failing_source(tmp_path, [f"C{i}" for i in range(7)], "C5")
+    with pytest.raises(SourceError) as caught:
+        poller_for(path, store, query).poll()
+    assert_one_line_read_error(caught.value)
     assert stored_ids(store) == ["C0", "C1", "C2", "C3"]
