@@ -109,3 +109,40 @@ def test_a_rule_failing_on_every_case_is_disabled_until_its_file_changes(
     assert watchdog.disabled_rules == {}
     assert report.evaluation is not None and report.evaluation.rules["procedure"].failed == 0
     assert open_violations(store, "procedure")
+
+
+def refuse_violations_of_kind(store: Engine, kind: str) -> None:
+    """A trigger in the store that refuses to insert violations of one rule kind."""
+    with store.begin() as connection:
+        if store.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse_kind() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.kind = '{kind}' THEN RAISE EXCEPTION 'refused {kind}'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON violations "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_kind()"
+            )
+        else:
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON violations WHEN NEW.kind = '{kind}' "
+                f"BEGIN SELECT RAISE(ABORT, 'refused {kind}'); END"
+            )
+
+
+def test_the_store_refusing_one_kinds_violations_does_not_hold_back_the_others(
+    watchdog: Watchdog, store: Engine
+) -> None:
+    # One stream of cases records every kind's verdicts in one transaction per chunk: a
+    # kind the store refuses fails alone, and the others are recorded as before.
+    watchdog.poll("demo")
+    refuse_violations_of_kind(store, "pattern")
+    report = watchdog.evaluate("demo", NOW, record=True, full=True)
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith("pattern rules: ") and "refused pattern" in report.errors[0]
+    assert open_violations(store, "overdue") and open_violations(store, "procedure")
+    table = schema.violations
+    with store.connect() as connection:
+        kinds = set(connection.scalars(select(table.c.kind).distinct()))
+    assert "pattern" not in kinds and {"overdue", "procedure", "fee"} <= kinds

@@ -47,6 +47,7 @@ from watchdog.engine.evaluate import (
     pauses_by_case,
     record_verdicts,
 )
+from watchdog.engine.findings import Finding
 from watchdog.engine.overdue import OverdueRule
 from watchdog.engine.pattern_rules import (
     PatternJudges,
@@ -72,8 +73,11 @@ class _Chunk:
         self.among: ChunkRows = chunk_rows(
             run.source, self.case_ids, contiguous=not run.incremental
         )
-        self.verdicts: list[RuleVerdicts] = []
+        self.verdicts: dict[str, list[RuleVerdicts]] = {}  # by kind
         self.overdue_checks: dict[str, datetime] | None = None  # set when overdue judged it
+
+    def findings(self) -> list[Finding]:
+        return [f for verdicts in self.verdicts.values() for v in verdicts for f in v.findings]
 
 
 def evaluate_case_passes(
@@ -95,7 +99,9 @@ def evaluate_case_passes(
                 run, overdue, connection, chunk, result
             )
         if case_rules:
-            kinds[CASE_KIND] = lambda connection, chunk: chunk.verdicts.extend(
+            kinds[CASE_KIND] = lambda connection, chunk: chunk.verdicts.setdefault(
+                CASE_KIND, []
+            ).extend(
                 judge_case_rules(
                     run,
                     case_rules,
@@ -105,9 +111,9 @@ def evaluate_case_passes(
                 )
             )
         if judges is not None:
-            kinds[PATTERN_KIND] = lambda connection, chunk: chunk.verdicts.extend(
-                judges.judge(run, connection, chunk.cases, chunk.among, result)
-            )
+            kinds[PATTERN_KIND] = lambda connection, chunk: chunk.verdicts.setdefault(
+                PATTERN_KIND, []
+            ).extend(judges.judge(run, connection, chunk.cases, chunk.among, result))
         if not kinds:
             return result
         for cases in case_chunks(
@@ -118,24 +124,36 @@ def evaluate_case_passes(
                 for kind, judge in list(kinds.items()):
                     try:
                         judge(connection, chunk)
-                    except Exception as exc:  # one failing kind must not stop the others
-                        log.exception(
-                            'source "%s": %s rules failed: %s', run.source, kind, first_line(exc)
-                        )
-                        result.errors.append(f"{kind} rules: {first_line(exc)}")
-                        del kinds[kind]
+                    except Exception as exc:
+                        _fail(run, result, kinds, chunk, kind, exc)
                         # PostgreSQL refuses all else in a transaction after an error: the
                         # next kind reads in a new one.
                         connection.rollback()
             if run.record:
-                _record(run, chunk, result)
+                for kind, error in _record(run, chunk, result).items():
+                    _fail(run, result, kinds, chunk, kind, error)
             if run.keep_findings:
-                result.findings += [f for verdict in chunk.verdicts for f in verdict.findings]
+                result.findings += chunk.findings()
             result.cases_evaluated += len(cases)
             if not kinds:
                 break
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fail(
+    run: EvaluationPass,
+    result: EvaluationResult,
+    kinds: dict[str, Any],
+    chunk: _Chunk,
+    kind: str,
+    exc: Exception,
+) -> None:
+    """A kind failed as a whole: an error of the pass, and the others go on without it."""
+    log.error('source "%s": %s rules failed: %s', run.source, kind, first_line(exc), exc_info=exc)
+    result.errors.append(f"{kind} rules: {first_line(exc)}")
+    kinds.pop(kind, None)
+    chunk.verdicts.pop(kind, None)
 
 
 def _judge_overdue(
@@ -149,20 +167,50 @@ def _judge_overdue(
     verdicts, checks = judge_overdue(
         run, rule, [(case, pauses.get(case["case_id"], [])) for case in chunk.cases], result
     )
-    chunk.verdicts.append(verdicts)
+    chunk.verdicts[OVERDUE_KIND] = [verdicts]
     chunk.overdue_checks = checks
 
 
-def _record(run: EvaluationPass, chunk: _Chunk, result: EvaluationResult) -> None:
-    """All verdicts on a chunk in one transaction, decided before it began: the audit
-    chain's lock, taken at the first violation change, is held for the writing only."""
+def _record(run: EvaluationPass, chunk: _Chunk, result: EvaluationResult) -> dict[str, Exception]:
+    """Record all verdicts on a chunk in one transaction, decided before it began: the
+    audit chain's lock, taken at the first violation change, is held for the writing
+    only. If that fails, each kind is recorded again in a transaction of its own, so
+    that a kind the store refuses (a value it cannot hold, a listener that raises) does
+    not hold back the others. The kinds that failed, with their errors."""
+    try:
+        _write(run, chunk, list(chunk.verdicts), result)
+    except Exception:
+        log.warning(
+            'source "%s": recording cases %s-%s failed; recording each rule kind alone',
+            run.source,
+            chunk.case_ids[0],
+            chunk.case_ids[-1],
+        )
+    else:
+        return {}
+    failed: dict[str, Exception] = {}
+    for kind in list(chunk.verdicts):
+        try:
+            _write(run, chunk, [kind], result)
+        except Exception as exc:
+            failed[kind] = exc
+    return failed
+
+
+def _write(
+    run: EvaluationPass, chunk: _Chunk, kinds: Sequence[str], result: EvaluationResult
+) -> None:
+    """The verdicts of `kinds` in one transaction; counted in `result` once committed."""
     bounds = chunk.among.bounds
+    written = EvaluationResult(run.source)
     with run.store.begin() as connection:
-        record_verdicts(connection, run, chunk.verdicts, bounds, result)
-        if chunk.overdue_checks is not None:
-            replace_checks(
-                connection, run.source, OVERDUE, chunk.case_ids, chunk.overdue_checks, bounds
-            )
+        for kind in kinds:
+            record_verdicts(connection, run, chunk.verdicts[kind], bounds, written)
+            if kind == OVERDUE_KIND and chunk.overdue_checks is not None:
+                replace_checks(
+                    connection, run.source, OVERDUE, chunk.case_ids, chunk.overdue_checks, bounds
+                )
+    result.add(written)
 
 
 def _columns() -> tuple[str, ...]:
