@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from tests.conftest import _pg_url
 from tests.test_poll_source_read import assert_one_line_read_error, failing_source, pg_source
 from tests.test_poller import CASES, make_source, row, settings_for, stored_ids
 from watchdog.config import SourceSettings
+from watchdog.sources import poller as poller_module
 from watchdog.sources.connect import open_source_engine
 from watchdog.sources.poller import SourceError, SourcePoller
+from watchdog.sources.reading import ReadError, ReadRequest, read_in_process
 from watchdog.store import schema
 from watchdog.store.database import create_store_engine, upgrade_store
 
@@ -47,8 +50,12 @@ def quarantined(store: Engine) -> list[tuple[str | None, int]]:
 
 def source_rows() -> list[tuple[object, ...]]:
     # 40 rows, four of them at each minute: the handover after 12 rows (batches of 4)
-    # falls between rows of one updated_at; two rows without one, which SQLite sorts first.
-    rows = [row(f"C{i:02d}", f"2026-03-05 10:{i // 4:02d}:00") for i in range(40)]
+    # falls between rows of one updated_at (C08-C11, C08 bad: a negative limit); two
+    # rows without one, which SQLite sorts first.
+    rows = [
+        row(f"C{i:02d}", f"2026-03-05 10:{i // 4:02d}:00", limit=-1 if i == 8 else 5)
+        for i in range(40)
+    ]
     return [*rows, row("N1", None), row("N2", None)]  # type: ignore[arg-type]
 
 
@@ -62,12 +69,11 @@ def test_a_read_handed_to_a_reading_process_stores_what_one_process_stores(
     with caplog.at_level(logging.INFO):
         result = poller(settings, store, handover_rows=12).poll()
     assert HANDOVER in caplog.text
-    assert stored_ids(store) == [f"C{i:02d}" for i in range(40)]
-    # The rows without updated_at were read before the handover, and only then.
-    assert sorted(quarantined(store)) == [("N1", 1), ("N2", 1)]
-    # Read here: N1, N2, C00-C09; the reading process starts at C09's minute, so C08 and
-    # C09 are read twice, and the second copy is no change.
-    assert (result.rows_read, result.rows_changed, result.rows_quarantined) == (44, 40, 2)
+    assert stored_ids(store) == [f"C{i:02d}" for i in range(40) if i != 8]
+    # Read here: N1, N2, C00-C09; the reading process starts at C09's minute and skips
+    # C08 and C09, read already. Each quarantined row was seen once.
+    assert sorted(quarantined(store)) == [("C08", 1), ("N1", 1), ("N2", 1)]
+    assert (result.rows_read, result.rows_changed, result.rows_quarantined) == (42, 39, 3)
     assert multiprocessing.active_children() == []
 
     # An incremental read hands over the same way: the overlap (from 10:04) and C05.
@@ -135,3 +141,51 @@ def test_a_store_failing_during_the_reading_process_ends_it(tmp_path: Path) -> N
         poller(settings_for(path, batch_size=4), store, handover_rows=8).poll()
     assert multiprocessing.active_children() == []
     store.dispose()
+
+
+def test_a_row_changed_before_the_reading_process_read_it_again_is_a_revision(
+    store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first load compares no row with the store, except a row this process stored and
+    # the reading process then read in a newer version: the source changed it between.
+    path = make_source(tmp_path, [row(f"C{i:02d}", f"2026-03-05 10:{i:02d}:00") for i in range(30)])
+    original = read_in_process
+
+    def source_changes_first(request: Any) -> Any:
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "UPDATE cases SET accepted = '2026-03-03 10:00:00', "
+                "changed = '2026-03-05 11:00:00' WHERE id = 'C01'"
+            )
+        return original(request)
+
+    monkeypatch.setattr(poller_module, "read_in_process", source_changes_first)
+    result = poller(settings_for(path, batch_size=4), store, handover_rows=8).poll()
+    assert result.revisions == 1
+    table = schema.source_revisions
+    with store.connect() as connection:
+        (revision,) = connection.execute(select(table)).all()
+    assert (revision.row_key, revision.field) == ("C01", "accepted_at")
+    assert stored_ids(store) == [f"C{i:02d}" for i in range(30)]
+
+
+def test_a_failure_inside_the_reading_process_is_one_line_and_its_traceback_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = make_source(tmp_path, [row("C1", "2026-03-05 10:00:00")])
+    settings = settings_for(path)
+    request = ReadRequest(
+        source=replace(settings, queries=dict(settings.queries)),
+        entity="no such entity",  # a bug in the caller: the child fails on it
+        sql="SELECT * FROM cases WHERE changed >= :since",
+        params={"since": "2026-03-05 10:00:00"},
+        columns=("id", "dept", "accepted", "lim", "changed"),
+        store_dialect="sqlite",
+        before=(),
+        after=(),
+    )
+    with caplog.at_level(logging.ERROR), pytest.raises(ReadError) as caught:
+        list(read_in_process(request))
+    assert str(caught.value) == "KeyError: 'no such entity'"
+    assert "Traceback" in caplog.text and "_read_in_child" in caplog.text
+    assert multiprocessing.active_children() == []

@@ -190,7 +190,7 @@ class SourcePoller:
             raise SourceError(f"{where} failed: {exc}") from exc
         outcome.watermark = writer.newest
         outcome.rows_quarantined += writer.rows_refused  # found only when the store said no
-        outcome.revisions = writer.revisions.recorded if writer.revisions is not None else 0
+        outcome.revisions = writer.revisions.recorded
         outcome.rows_changed = self._count_changed(entity, seq)
         return outcome
 
@@ -217,16 +217,22 @@ class SourcePoller:
                 before=(self.source.name,),
                 after=(seq,),
             )
-            updated_at = columns.index("updated_at")
+            updated_at, key = columns.index("updated_at"), columns.index(entity.key)
             read = 0
             resume_from = None
             nulls_first = False
+            stored_here: set[str] = set()  # keys this process read (and will store)
+            at_last: set[Any] = set()  # raw keys of the rows read at the newest updated_at
             for raw_batch in driver_batches(rows, size):
                 if read == 0:
                     nulls_first = raw_batch[0][updated_at] is None
-                yield validate_batch(validator, columns, raw_batch)
+                batch = validate_batch(validator, columns, raw_batch)
+                stored_here.update(row[1] for row in batch.rows)
+                yield batch
+                previous = raw_batch[0][updated_at] if read else None
                 read += len(raw_batch)
                 last = raw_batch[-1][updated_at]
+                at_last = _keys_at_end(raw_batch, updated_at, key, at_last, previous == last)
                 if (
                     self.handover_rows is not None
                     and read >= self.handover_rows
@@ -241,18 +247,22 @@ class SourcePoller:
         # (An incremental read never selects them.)
         with_nulls = not incremental and not nulls_first
         log.info("%s: %d rows read; the rest of the read goes on in a reading process", where, read)
-        yield from read_in_process(
-            ReadRequest(
-                source=replace(self.source, queries=dict(self.source.queries)),
-                entity=entity.name,
-                sql=wrap_query(query, incremental=True, with_nulls=with_nulls),
-                params={**params, "since": resume_from},
-                columns=columns,
-                store_dialect=self.store.dialect.name,
-                before=(self.source.name,),
-                after=(seq,),
-            )
+        request = ReadRequest(
+            source=replace(self.source, queries=dict(self.source.queries)),
+            entity=entity.name,
+            sql=wrap_query(query, incremental=True, with_nulls=with_nulls),
+            params={**params, "since": resume_from},
+            columns=columns,
+            store_dialect=self.store.dialect.name,
+            before=(self.source.name,),
+            after=(seq,),
+            read_already=frozenset(at_last),
         )
+        for batch in read_in_process(request):
+            # A row read here may have changed before the reading process read it again:
+            # a first load compares no row with the store, except these.
+            batch.revisit = [row for row in batch.rows if row[1] in stored_here]
+            yield batch
 
     def _count_changed(self, entity: Entity, seq: int) -> int:
         table = schema.ENTITY_TABLES[entity.name]
@@ -289,6 +299,25 @@ class SourcePoller:
                 )
             )
         return value
+
+
+def _keys_at_end(
+    raw_batch: Sequence[Sequence[Any]],
+    updated_at: int,
+    key: int,
+    before: set[Any],
+    continued: bool,
+) -> set[Any]:
+    """The raw keys of the rows at the end of the read that share its newest updated_at:
+    those at the end of this batch, and `before` too when the whole batch shares the
+    time the previous batch ended with (`continued`)."""
+    last = raw_batch[-1][updated_at]
+    keys: set[Any] = set()
+    for raw in reversed(raw_batch):
+        if raw[updated_at] != last:
+            return keys
+        keys.add(raw[key])
+    return keys | before if continued else keys
 
 
 def ensure_source_state(connection: Connection, source: str) -> None:

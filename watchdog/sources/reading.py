@@ -13,10 +13,14 @@ unchanged rows alone). Short reads, the daemon's usual cycle, never start a proc
 from __future__ import annotations
 
 import contextlib
+import logging
 import marshal
 import multiprocessing
+import os
 import pickle
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +36,8 @@ from watchdog.sources.entities import ENTITIES
 from watchdog.sources.validation import RowValidator
 from watchdog.sources.writer import Batch
 from watchdog.store.encoding import encoding_for
+
+log = logging.getLogger(__name__)
 
 # Rows read in this process before the rest of a read moves to a reading process. A
 # process costs ~0.5 s to start (a fresh interpreter importing the reading modules);
@@ -97,6 +103,8 @@ class ReadRequest:
     store_dialect: str
     before: tuple[Any, ...]
     after: tuple[Any, ...]
+    # Raw keys of the rows at :since that were read already: read again first, skipped.
+    read_already: frozenset[Any] = frozenset()
 
 
 def read_in_process(request: ReadRequest) -> Iterator[Batch]:
@@ -141,6 +149,7 @@ def _read_in_child(pipe: Pipe, request: ReadRequest) -> None:
     # this process if it stops reading early, and a dead parent breaks the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _end_with_parent()
     from watchdog.sources.connect import open_source_engine  # imports the config module
 
     try:
@@ -162,7 +171,20 @@ def _read_in_child(pipe: Pipe, request: ReadRequest) -> None:
                 before=request.before,
                 after=request.after,
             )
-            for raw_batch in driver_batches(rows, request.source.batch_size):
+            since, updated_at = request.params["since"], columns.index("updated_at")
+            key = columns.index(ENTITIES[request.entity].key)
+            skipping = bool(request.read_already)
+            for fetched in driver_batches(rows, request.source.batch_size):
+                raw_batch = fetched
+                if skipping:  # the rows at :since come first
+                    skipping = fetched[-1][updated_at] == since
+                    raw_batch = [
+                        raw
+                        for raw in fetched
+                        if raw[updated_at] != since or raw[key] not in request.read_already
+                    ]
+                    if not raw_batch:
+                        continue
                 pipe.send_bytes(_encode(validate_batch(validator, columns, raw_batch)))
         pipe.send_bytes(pickle.dumps(("done",)))
     except BrokenPipeError:
@@ -172,14 +194,28 @@ def _read_in_child(pipe: Pipe, request: ReadRequest) -> None:
     except SQLAlchemyError as exc:
         _send_error(pipe, first_line(exc))
     except BaseException as exc:  # a bug: the parent logs the whole story
-        _send_error(pipe, f"{first_line(exc)}\n{traceback.format_exc()}")
+        _send_error(pipe, f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc())
     finally:
         pipe.close()
 
 
-def _send_error(pipe: Pipe, message: str) -> None:
+def _end_with_parent() -> None:
+    """End this process soon after its parent dies, even in the middle of a long query
+    (a dead parent is otherwise noticed only at the next batch sent)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _send_error(pipe: Pipe, message: str, details: str = "") -> None:
+    """Tell the parent why the read failed: one line, and a traceback for its log."""
     with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
-        pipe.send_bytes(pickle.dumps(("error", message)))
+        pipe.send_bytes(pickle.dumps(("error", message, details)))
 
 
 def _encode(batch: Batch) -> bytes:
@@ -205,7 +241,10 @@ def _decode(message: bytes) -> Batch | None:
     if kind == "done":
         return None
     if kind == "error":
-        raise ReadError(content[0])
+        message, details = content
+        if details:
+            log.error("the reading process failed: %s\n%s", message, details)
+        raise ReadError(message)
     codec, (read, newest, repeated, bad), rows = content
     batch = Batch(read=read, newest=newest, repeated=repeated, bad=bad)
     batch.rows = marshal.loads(rows) if codec == "marshal" else pickle.loads(rows)

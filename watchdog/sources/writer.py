@@ -40,6 +40,9 @@ class Batch:
     newest: Any = None  # the newest updated_at among `rows`, in the store's encoding
     read: int = 0
     repeated: int = 0  # rows left out because a newer row of the batch has their key
+    # Rows to compare with the store although the writer compares none (a first load):
+    # stored earlier in the same read, and read again since.
+    revisit: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 _DONE = Batch()
@@ -74,7 +77,8 @@ class BatchWriter:
         *,
         revisions: bool = True,
     ) -> None:
-        """`revisions` False skips comparing with stored rows (a first load: none)."""
+        """`revisions` False compares no row with the stored ones (a first load: there
+        are none) except a batch's `revisit` rows."""
         self.store = store
         self.source = source
         self.entity = entity
@@ -88,11 +92,8 @@ class BatchWriter:
             # updated_at is left out: a touched row with the same content is no change.
             compared=tuple(f.name for f in entity.fields),
         )
-        self.revisions = (
-            RevisionCapture(store.dialect.name, source, entity, encoding, now)
-            if revisions
-            else None
-        )
+        self.revisions = RevisionCapture(store.dialect.name, source, entity, encoding, now)
+        self.compare_all = revisions
         self.rows_written = 0
         self.rows_refused = 0  # rows the store refused although they passed validation
         self.newest: datetime | None = None
@@ -169,14 +170,13 @@ class BatchWriter:
                 self._queue.get_nowait()
 
     def _store(self, group: list[Batch]) -> None:
-        recorded = self.revisions.recorded if self.revisions is not None else 0
+        recorded = self.revisions.recorded
         try:
             with self.store.begin() as connection:
                 for batch in group:
                     self._write(connection, batch)
         except (DataError, IntegrityError) as exc:
-            if self.revisions is not None:  # rolled back: counted again below
-                self.revisions.recorded = recorded
+            self.revisions.recorded = recorded  # rolled back: counted again below
             if len(group) > 1:  # find the batch: each alone, in its own transaction
                 for batch in group:
                     self._store([batch])
@@ -232,8 +232,9 @@ class BatchWriter:
 
     def _write(self, connection: Connection, batch: Batch) -> None:
         """One batch's statements: revisions, rows, quarantined rows, watermark."""
-        if self.revisions is not None:  # before the upsert overwrites the old values
-            self.revisions.record(connection, batch.rows)
+        compared = batch.rows if self.compare_all else batch.revisit
+        if compared:  # before the upsert overwrites the old values
+            self.revisions.record(connection, compared)
         self.upsert.execute(connection, batch.prepared)
         self._quarantine(connection, batch.bad)
         if batch.newest is not None:
