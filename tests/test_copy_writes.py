@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, Text, bindparam, cast, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from watchdog.audit.chain import canonical
 from watchdog.audit.hooks import audit_violation_changes, violation_entries
@@ -293,3 +294,20 @@ def test_rows_updated_at_once_are_the_rows_an_executemany_updates(store: Engine)
             select(*(cast(c, Text) for c in columns)).order_by(v.c.id)
         ).all()
     assert [tuple(r) for r in stored[:MANY]] == [tuple(r) for r in stored[MANY:]]
+
+
+def test_a_row_the_store_refuses_is_sqlalchemys_integrity_error_either_way(store: Engine) -> None:
+    rows = [
+        {
+            "violation_id": 999_999,  # no such violation
+            "event": "opened",
+            "severity_from": None,
+            "severity_to": "red",
+            "at": AT,
+            "recorded_at": LATER,
+            "evidence": {"n": n},
+        }
+        for n in range(MANY)
+    ]
+    with pytest.raises(IntegrityError), store.begin() as connection:
+        insert_rows(connection, schema.violation_events, rows)

@@ -650,14 +650,16 @@ def test_pattern_workers_kept_between_passes_serve_the_next_one_and_stop_when_re
         assert {(f.finding, f.case_id, f.subject) for f in first.findings} == {
             ("repeated_supplement_notice", "K-1", "K-1-2")
         }
-        notice_rule = next(r for r in rules if r.id == "one-time-notice")
-        host = kept.host(notice_rule.prepared.ruleset)
-        worker = host.pid
+        ruleset = next(r for r in rules if r.id == "one-time-notice").prepared.ruleset
+        with kept.using(ruleset) as host:
+            worker = host.pid
         assert worker is not None  # still running after the pass
         second = evaluate_pattern_rules(run, rules)
         assert {f.case_id for f in second.findings} == {"K-1"}
-        assert host.pid == worker  # the same worker judged the second pass
-        kept.keep_only([])  # the rule files changed: no pattern rule left
-        assert host.pid is None
+        with kept.using(ruleset) as host:
+            assert host.pid == worker  # the same worker judged the second pass
+            kept.keep_only([])  # the rule files changed while a pass still uses it
+            assert host.pid == worker  # not stopped under the pass
+        assert host.pid is None  # stopped when the pass let go
     finally:
         kept.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, Text, cast, event, select
 
 from watchdog.clock import Severity
 from watchdog.engine.findings import Finding
@@ -116,3 +117,14 @@ def test_violations_found_again_unchanged_are_written_in_one_statement(store: En
     }
     assert {r.last_seen_at for r in rows} == {MONDAY.replace(day=10)}
     assert [e for e in history(store) if e[0] != "opened"] == []
+
+
+def test_evidence_equal_in_python_but_not_as_json_is_written_again(store: Engine) -> None:
+    run(store, ["C1"], [overdue("C1", Severity.YELLOW, 1)], 9)
+    again = overdue("C1", Severity.YELLOW, 1)
+    again = Finding(**{**again.__dict__, "evidence": {"days_late": 1.0}})  # 1 == 1.0
+    run(store, ["C1"], [again], 10)
+    with store.connect() as connection:
+        stored = connection.scalar(select(cast(schema.violations.c.evidence, Text)))
+    assert stored is not None and json.loads(stored) == {"days_late": 1.0}
+    assert "1.0" in stored

@@ -9,6 +9,7 @@ since it was recorded stays open, contested by that revision (`engine.contest`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,13 +189,17 @@ def reconcile(
 def _unchanged(row: Row[Any], finding: Finding) -> bool:
     """Whether a violation found again at the same grade would be written as it is.
 
-    Evidence is JSON, so what a rule builds compares equal to what the store gives back
-    (a tuple would come back a list: then it is written again, which is harmless)."""
-    return bool(
-        row.due_date == finding.due_date
-        and row.provisional == finding.provisional
-        and row.evidence == finding.evidence
-    )
+    Evidence is compared as the JSON it is stored as: Python holds 1, 1.0 and True
+    equal, the stored text does not (a tuple and a list write the same text)."""
+    if row.due_date != finding.due_date or row.provisional != finding.provisional:
+        return False
+    if row.evidence != finding.evidence:
+        return False
+    return _json(row.evidence) == _json(finding.evidence)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def _refresh(

@@ -141,10 +141,10 @@ class PatternJudges:
         self.types = frozenset().union(*(rule.prepared.fact_types for rule in active))
         kept = run.pattern_hosts
         self.hosts = {
-            rule.id: (
-                kept.host(rule.prepared.ruleset)
+            rule.id: stack.enter_context(
+                kept.using(rule.prepared.ruleset)
                 if kept is not None
-                else stack.enter_context(PatternHost(rule.prepared.ruleset))
+                else PatternHost(rule.prepared.ruleset)
             )
             for rule in active
         }

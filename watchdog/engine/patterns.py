@@ -51,7 +51,7 @@ import string
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Any
@@ -650,23 +650,46 @@ class PatternHosts:
     Starting a worker (an interpreter that imports durable-rules and compiles the
     ruleset) costs ~0.05 s; a daemon's incremental cycle of 1,000 cases spent 0.11 s of
     its second starting two. A worker serves every source (one request at a time), so
-    their number is that of the pattern rules, not of sources times rules."""
+    their number is that of the pattern rules, not of sources times rules. A pass holds
+    the workers it uses (`using`); one retired by a rule change (`keep_only`) stops when
+    the last pass using it lets go."""
 
     def __init__(self) -> None:
         self._hosts: dict[str, PatternHost] = {}
+        self._users: dict[str, int] = {}
+        self._retired: set[str] = set()
         self._lock = threading.Lock()
 
-    def host(self, ruleset: str) -> PatternHost:
+    @contextlib.contextmanager
+    def using(self, ruleset: str) -> Iterator[PatternHost]:
         with self._lock:
-            if ruleset not in self._hosts:
-                self._hosts[ruleset] = PatternHost(ruleset)
-            return self._hosts[ruleset]
+            host = self._hosts.setdefault(ruleset, PatternHost(ruleset))
+            self._users[ruleset] = self._users.get(ruleset, 0) + 1
+            self._retired.discard(ruleset)  # wanted again (a rule file changed back)
+        try:
+            yield host
+        finally:
+            with self._lock:
+                self._users[ruleset] -= 1
+                done = not self._users[ruleset] and ruleset in self._retired
+                if done:
+                    self._retired.discard(ruleset)
+                    del self._hosts[ruleset], self._users[ruleset]
+            if done:
+                host.close()
 
     def keep_only(self, rulesets: Iterable[str]) -> None:
-        """Stop the workers of rulesets no longer in use (a rule file changed)."""
+        """Stop the workers of rulesets no longer in use (a rule file changed): now if
+        no pass holds them, else when the last one lets go."""
         wanted = set(rulesets)
+        gone = []
         with self._lock:
-            gone = [self._hosts.pop(r) for r in list(self._hosts) if r not in wanted]
+            for ruleset in [r for r in self._hosts if r not in wanted]:
+                if self._users.get(ruleset):
+                    self._retired.add(ruleset)
+                else:
+                    gone.append(self._hosts.pop(ruleset))
+                    self._users.pop(ruleset, None)
         for host in gone:
             host.close()
 

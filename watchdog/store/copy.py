@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Executable, Table, insert, text
+from sqlalchemy.exc import DBAPIError
 
 # Below this many rows a plain INSERT is kept. COPY costs round trips of its own
 # (start, data, end; taking ids first one more), an executemany of a few rows is one
@@ -82,6 +83,10 @@ def insert_rows(
                     for index, process in processors:
                         values[index] = process(values[index])
                     write(values)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy raises the driver's errors elsewhere (IntegrityError, DataError,
+        # OperationalError…), so that callers catch them alike.
+        raise DBAPIError.instance(sql, None, exc, connection.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 
