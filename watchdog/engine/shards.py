@@ -44,11 +44,12 @@ log = logging.getLogger(__name__)
 
 PARALLEL_MIN_CASES = 100_000
 # The calling process runs the inspection pass after its own range, while the workers
-# finish theirs, and the data-altered pass and event checks once they have: about 4 %
-# of a full pass's work at 1M cases (inspection 4.4 s, event checks 0.3 s, and ~1.5 s
-# a worker takes to start, of ~150 s of work on PostgreSQL). Its range is that much
-# smaller, so that it finishes when the workers do.
-TAIL_SHARE = 0.04
+# finish theirs, and the data-altered pass and event checks once they have: about 5 %
+# of a full pass's work at 1M cases (inspection 5-7 s beside a worker, event checks
+# 0.3 s, of ~110 s of work on PostgreSQL). Its range is that much smaller, so that it
+# finishes when the workers do: at 4 % the caller ended last, at 7 % the worker ended
+# ~4 s after it.
+TAIL_SHARE = 0.05
 CaseRange = tuple[str | None, str | None]  # low (inclusive), high (exclusive); None: open
 
 
