@@ -85,16 +85,19 @@ def judge_case_rules(
     for rule in active:
         started = time.monotonic()
         stats = result.stats(rule.id)
+        stats.applied += len(chunk)
         verdicts = RuleVerdicts(rule.id)
+        breaches_of = _procedure_breaches if rule.kind == "procedure" else _fee_breaches
+        rows = steps if rule.kind == "procedure" else fees
         for case in chunk:
-            stats.applied += 1
             try:
-                found = _judge(rule, run.source, case, steps, fees, run.as_of, run.zone)
+                breaches = breaches_of(rule, case, rows, run.as_of, run.zone)
             except Exception as exc:  # one case must not stop the rule or the others
                 result.rule_failed(rule.id, f"case {case['case_id']}", exc)
-            else:
-                verdicts.findings += found
-                verdicts.judged.append(case["case_id"])
+                continue
+            if breaches:
+                verdicts.findings += _findings(rule, run.source, case, breaches)
+            verdicts.judged.append(case["case_id"])
         stats.seconds += time.monotonic() - started
         out.append(verdicts)
     return out
@@ -161,41 +164,55 @@ def _fees_by_case(connection: Connection, among: ChunkRows) -> dict[str, list[Ma
     return grouped
 
 
-def _judge(
+Breach = tuple[str, str, Mapping[str, Any]]  # finding, subject, evidence
+
+
+def _procedure_breaches(
     rule: RuleSpec,
-    source: str,
     case: Mapping[str, Any],
-    steps: Mapping[str, list[StepRecord]],
-    fees: Mapping[str, list[Mapping[str, Any]]],
+    steps: Mapping[str, list[Any]],
+    as_of: datetime,
+    _zone: ZoneInfo,
+) -> list[Breach]:
+    template = rule.prepared.for_matter(case["matter_code"])
+    breaches = check_procedure(template, case["accepted_at"], steps.get(case["case_id"], ()), as_of)
+    return [(b.finding, b.subject, b.evidence) for b in breaches] if breaches else []
+
+
+def _fee_breaches(
+    rule: RuleSpec,
+    case: Mapping[str, Any],
+    fees: Mapping[str, list[Any]],
     as_of: datetime,
     zone: ZoneInfo,
+) -> list[Breach]:
+    case_fees = fees.get(case["case_id"])
+    if not case_fees:
+        return []  # most cases: nothing charged
+    check_minimum = rule.params.check_minimum
+    breaches: list[Breach] = []
+    for fee in case_fees:
+        if fee["charged_at"] > as_of:
+            continue  # not charged yet at the evaluation instant
+        record = FeeRecord(
+            fee_id=fee["fee_id"],
+            fee_code=fee["fee_code"],
+            fee_name=fee["fee_name"],
+            amount=fee["amount"],
+            charged_on=fee["charged_at"].astimezone(zone).date(),
+            matter_code=case["matter_code"],
+        )
+        breaches += [
+            (b.finding, b.subject, b.evidence)
+            for b in check_fee(rule.prepared, record, check_minimum=check_minimum)
+        ]
+    return breaches
+
+
+def _findings(
+    rule: RuleSpec, source: str, case: Mapping[str, Any], breaches: Sequence[Breach]
 ) -> list[Finding]:
     """The findings of one rule on one case, graded by the rule's severities."""
-    breaches: list[tuple[str, str, Mapping[str, Any]]] = []
-    if rule.kind == "procedure":
-        template = rule.prepared.for_matter(case["matter_code"])
-        case_steps = steps.get(case["case_id"], [])
-        breaches = [
-            (b.finding, b.subject, b.evidence)
-            for b in check_procedure(template, case["accepted_at"], case_steps, as_of)
-        ]
-    elif rule.kind == "fee":
-        check_minimum = rule.params.check_minimum
-        for fee in fees.get(case["case_id"], []):
-            if fee["charged_at"] > as_of:
-                continue  # not charged yet at the evaluation instant
-            record = FeeRecord(
-                fee_id=fee["fee_id"],
-                fee_code=fee["fee_code"],
-                fee_name=fee["fee_name"],
-                amount=fee["amount"],
-                charged_on=fee["charged_at"].astimezone(zone).date(),
-                matter_code=case["matter_code"],
-            )
-            breaches += [
-                (b.finding, b.subject, b.evidence)
-                for b in check_fee(rule.prepared, record, check_minimum=check_minimum)
-            ]
     findings = []
     for finding, subject, evidence in breaches:
         severity = rule.severity_of(finding)

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, select, union, update
 from watchdog.engine.checks import EVENT, OVERDUE, due_cases, next_threshold, replace_checks
 from watchdog.engine.chunks import ChunkRows, case_chunks, chunk_rows
 from watchdog.engine.findings import Finding
-from watchdog.engine.overdue import OverdueRule
+from watchdog.engine.overdue import OverdueRule, VerdictNotes
 from watchdog.engine.patterns import PatternHosts
 from watchdog.store import schema
 from watchdog.violations import ReconcileCounts, Scope, ViolationListener, reconcile
@@ -211,7 +211,7 @@ class RuleVerdicts:
     rule_id: str
     findings: list[Finding] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)  # the cases it did not fail on
-    notes: dict[str, str] = field(default_factory=dict)  # why no finding, by case
+    notes: Mapping[str, str] = field(default_factory=dict)  # why no finding, by case
     seconds: float = 0.0  # judging them
 
 
@@ -250,7 +250,8 @@ def judge_overdue(
     started = time.monotonic()
     rule_id = rule.settings.rule_id
     stats = result.stats(rule_id)
-    verdicts = RuleVerdicts(rule_id)
+    notes = VerdictNotes()
+    verdicts = RuleVerdicts(rule_id, notes=notes)
     checks: dict[str, datetime] = {}
     for case, pauses in cases:
         case_id = case["case_id"]
@@ -264,7 +265,7 @@ def judge_overdue(
         if verdict.finding is not None:
             verdicts.findings.append(verdict.finding)
         elif run.record:
-            verdicts.notes[case_id] = verdict.note
+            notes.add(case_id, verdict)
         check = next_threshold(verdict.reading, rule.settings.grading, run.zone)
         if check is not None:
             checks[case_id] = check

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 # Canonical step codes (domain.md, "steps"). Templates may also name other codes, because
@@ -119,7 +118,7 @@ def check_procedure(
     if accepted_at > as_of:
         return []
 
-    seen = _earliest(steps, as_of)
+    seen, at = _earliest(steps, as_of)
     order = template.steps
     breaches: list[ProcedureBreach] = []
     # The evidence every breach shares, built only for a case that has one (most have none).
@@ -137,9 +136,10 @@ def check_procedure(
 
     # Template positions of the present steps, in template order.
     present_at = [index for index, code in enumerate(order) if code in seen]
-    if present_at:
-        # A step is missing when absent while a later template step is present, that is
-        # when it is absent and placed before the last present one.
+    # A step is missing when absent while a later template step is present, that is
+    # when it is absent and placed before the last present one: none when the present
+    # steps are the template's first ones (the usual case).
+    if present_at and present_at[-1] >= len(present_at):
         for index in range(present_at[-1]):
             code = order[index]
             if code not in seen:
@@ -148,10 +148,10 @@ def check_procedure(
                 breaches.append(ProcedureBreach("step_missing", code, found))
 
     present = [order[index] for index in present_at]
-    times = [_at(seen[code]) for code in present]
+    times = [at[code] for code in present]
     # Only a step finished earlier than a step placed before it is out of order, so
     # present steps whose times never go down (the usual case) have none.
-    if any(later < earlier for earlier, later in pairwise(times)):
+    if _goes_down(times):
         for i, code in enumerate(present):
             # The steps placed before this one in the template that it finished ahead of.
             overtaken = [
@@ -161,9 +161,10 @@ def check_procedure(
                 found = evidence(step=_step(seen[code]), finished_before=_steps(overtaken))
                 breaches.append(ProcedureBreach("out_of_order", code, found))
 
-    for code, step in seen.items():
-        if code not in _MAY_PRECEDE_ACCEPTANCE and _at(step) < accepted_at:
-            breaches.append(ProcedureBreach("before_acceptance", code, evidence(step=_step(step))))
+    for code, finished in at.items():
+        if finished < accepted_at and code not in _MAY_PRECEDE_ACCEPTANCE:
+            found = evidence(step=_step(seen[code]))
+            breaches.append(ProcedureBreach("before_acceptance", code, found))
 
     for pair in _ordered_pairs(template):
         first, second = seen.get(pair[0]), seen.get(pair[1])
@@ -173,26 +174,46 @@ def check_procedure(
             found = evidence(handler_id=first.handler_id, steps=_steps([first, second]))
             breaches.append(ProcedureBreach("same_handler", ",".join(pair), found))
 
-    breaches.sort(key=lambda breach: (breach.finding, breach.subject))
+    if len(breaches) > 1:
+        breaches.sort(key=lambda breach: (breach.finding, breach.subject))
     return breaches
 
 
-def _earliest(steps: Sequence[StepRecord], as_of: datetime) -> dict[str, StepRecord]:
-    """The earliest occurrence of each step code that happened by `as_of` (steps 2-3)."""
+def _goes_down(times: list[datetime]) -> bool:
+    previous = None
+    for moment in times:
+        if previous is not None and moment < previous:
+            return True
+        previous = moment
+    return False
+
+
+def _earliest(
+    steps: Sequence[StepRecord], as_of: datetime
+) -> tuple[dict[str, StepRecord], dict[str, datetime]]:
+    """The earliest occurrence of each step code that happened by `as_of` (steps 2-3),
+    and its time. Per step of every case of a full evaluation: kept to plain tuple
+    unpacking and dict lookups."""
     seen: dict[str, StepRecord] = {}
+    at: dict[str, datetime] = {}
     for step in steps:
-        finished = step.finished_at
+        step_id, code, finished, _ = step
         try:
             if finished is None or finished > as_of:
                 continue
         except TypeError:  # naive against aware: checked only then, it costs per step
             if finished is not None:
-                _require_aware(f"step {step.step_id!r} finished_at", finished)
+                _require_aware(f"step {step_id!r} finished_at", finished)
             raise
-        current = seen.get(step.step_code)
-        if current is None or (finished, step.step_id) < (_at(current), current.step_id):
-            seen[step.step_code] = step
-    return seen
+        current = at.get(code)
+        if (
+            current is None
+            or finished < current
+            or (finished == current and step_id < seen[code].step_id)
+        ):
+            seen[code] = step
+            at[code] = finished
+    return seen, at
 
 
 def _ordered_pairs(template: ProcedureTemplate) -> tuple[tuple[str, str], ...]:

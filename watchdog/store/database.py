@@ -40,7 +40,26 @@ def create_store_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -
 
         event.listen(engine, "connect", tune)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _utc_session)
+    return engine
+
+
+def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+    """Sessions in UTC, the zone every stored time is in. Times then come back in UTC
+    and psycopg hands them over with `timezone.utc`, which `UTCDateTime` keeps as they
+    are; in the server's zone (often 'Etc/UTC', a ZoneInfo) each needed a conversion:
+    4 of the ~100 CPU-seconds of a full evaluation at 1M cases. Nothing in the store
+    depends on the session's zone (SQL that needs a local time names its zone)."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def _tune_sqlite(dbapi_connection: sqlite3.Connection, cache_mib: int) -> None:

@@ -39,7 +39,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         with its zone appended, which gives the same aware UTC value.
         """
         generic = super().result_processor(dialect, coltype)
-        if dialect.name != "sqlite" or generic is None:
+        if generic is None:
+            return None
+        if dialect.name == "postgresql":
+            return _keep_utc(generic)
+        if dialect.name != "sqlite":
             return generic
         fallback = generic
         parse = datetime.fromisoformat
@@ -59,3 +63,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def _keep_utc(generic: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """PostgreSQL's processor: a time psycopg hands over in `timezone.utc` (the store's
+    sessions are in UTC, `store.database`) is already what `process_result_value`
+    would give; anything else goes the generic way."""
+
+    def process(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value
+        return generic(value)  # type: ignore[no-any-return]
+
+    return process
