@@ -43,7 +43,8 @@ from watchdog.sources.poller import (
     utc_now,
 )
 from watchdog.store import schema
-from watchdog.store.database import create_store_engine
+from watchdog.store.checkpoint import WalCheckpointer
+from watchdog.store.database import create_store_engine, sqlite_file
 from watchdog.violations import ViolationListener
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,15 @@ class Watchdog:
     ) -> None:
         self.settings = settings
         self.store = store or create_store_engine(
-            settings.store_url, sqlite_cache_mib=settings.sqlite_cache_mib
+            settings.store_url,
+            sqlite_cache_mib=settings.sqlite_cache_mib,
+            background_checkpoints=True,
         )
+        # A SQLite store's write-ahead log is copied back beside the cycles, not inside
+        # their commits (`store.checkpoint`); a store given by the caller keeps SQLite's
+        # own checkpoints.
+        database = sqlite_file(self.store) if store is None else None
+        self.checkpointer = WalCheckpointer(database).start() if database else None
         self.clock = clock
         self.calendar_file = CalendarFile(settings.calendar_overrides)
         self.calendar = self.calendar_file.calendar
@@ -362,6 +370,8 @@ class Watchdog:
             )
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.pattern_hosts.close()
         for poller in self._pollers.values():
             poller.source_engine.dispose()

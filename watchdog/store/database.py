@@ -26,8 +26,14 @@ class StoreSchemaError(Exception):
 SQLITE_CACHE_MIB = 128
 
 
-def create_store_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -> Engine:
-    """An engine for the watchdog's own store (SQLite file or PostgreSQL)."""
+def create_store_engine(
+    url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB, background_checkpoints: bool = False
+) -> Engine:
+    """An engine for the watchdog's own store (SQLite file or PostgreSQL).
+
+    `background_checkpoints`: on SQLite, commits leave the write-ahead log to a
+    `WalCheckpointer` the caller runs (`store.checkpoint`) instead of copying it back
+    themselves."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -37,6 +43,8 @@ def create_store_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -
 
         def tune(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
             _tune_sqlite(dbapi_connection, sqlite_cache_mib)
+            if background_checkpoints:
+                dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
         event.listen(engine, "connect", tune)
         return engine
@@ -44,6 +52,16 @@ def create_store_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _utc_session)
     return engine
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for PostgreSQL or an in-memory store."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _utc_session(dbapi_connection: Any, _record: Any) -> None:
