@@ -65,11 +65,14 @@ class ReaderPeaks:
 def poll_once(source_path: Path, store_path: Path, batch_size: int) -> dict[str, float]:
     from watchdog.sources.connect import open_source_engine
     from watchdog.sources.poller import SourcePoller
+    from watchdog.store.checkpoint import WalCheckpointer
     from watchdog.store.database import create_store_engine, upgrade_store
 
     store_path.unlink(missing_ok=True)
-    store = create_store_engine(f"sqlite:///{store_path}")
+    # As the daemon's store: the write-ahead log copied back by a checkpoint thread.
+    store = create_store_engine(f"sqlite:///{store_path}", background_checkpoints=True)
     upgrade_store(store)
+    checkpointer = WalCheckpointer(store_path).start()
     settings = SourceSettings(
         name="bench",
         url=f"sqlite:///{source_path}",
@@ -91,6 +94,7 @@ def poll_once(source_path: Path, store_path: Path, batch_size: int) -> dict[str,
     with readers:
         result = SourcePoller(settings, source, store).poll()
     seconds = time.perf_counter() - started
+    checkpointer.stop()
     # Rows read: a read that went on in a reading process read the rows of the
     # updated_at it resumed from twice, so the source's own count is the one divided.
     figures: dict[str, float] = {

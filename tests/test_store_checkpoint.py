@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -37,6 +36,10 @@ def test_only_an_engine_asked_to_leaves_checkpoints_to_the_thread(tmp_path: Path
     assert autocheckpoint(url, background_checkpoints=True) == 0
     assert sqlite_file(create_store_engine(url)) == tmp_path / "store.db"
     assert sqlite_file(create_store_engine("sqlite://")) is None
+
+
+def running(checkpointer: WalCheckpointer) -> bool:
+    return checkpointer.running
 
 
 def rows_in_database_file_alone(database: Path, folder: Path) -> int:
@@ -101,14 +104,15 @@ def test_the_watchdog_runs_the_thread_for_its_own_sqlite_store(tmp_path: Path) -
     config = config.replace('url = "sqlite:///var/watchdog.db"', f'url = "sqlite:///{store}"')
     (tmp_path / "config.toml").write_text(config, encoding="utf-8")
     watchdog = Watchdog(load_settings(tmp_path / "config.toml"))
+    checkpointer = watchdog.checkpointer
     try:
-        assert watchdog.checkpointer is not None
-        assert watchdog.checkpointer.database == store
+        assert checkpointer is not None and running(checkpointer)
+        assert checkpointer.database == store
         with watchdog.store.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
     finally:
         watchdog.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("wal-checkpoint")]
+    assert not running(checkpointer)
     # A store given by the caller keeps SQLite's own checkpoints.
     given = create_store_engine(f"sqlite:///{store}")
     other = Watchdog(load_settings(tmp_path / "config.toml"), given)

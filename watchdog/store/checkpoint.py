@@ -48,6 +48,10 @@ class WalCheckpointer:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop the thread (after one last checkpoint)."""
         self._stop.set()
