@@ -184,7 +184,9 @@ class PatternJudges:
             )
             result.stats(rule.id).applied += len(chunk)
             judged = (
-                [case_id for case_id in case_ids if case_id not in failed] if failed else case_ids
+                [case_id for case_id in case_ids if case_id not in failed]
+                if failed
+                else list(case_ids)
             )
             out.append(RuleVerdicts(rule.id, findings, judged))
             result.stats(rule.id).seconds += time.monotonic() - started
