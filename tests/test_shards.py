@@ -40,6 +40,15 @@ def county(folder: Path, store_url: str, workers: int) -> Path:
     return config
 
 
+def event_checks(store: Engine) -> dict[str, datetime]:
+    table = schema.case_checks
+    with store.connect() as connection:
+        rows = connection.execute(
+            select(table.c.case_id, table.c.check_at).where(table.c["pass"] == "event")
+        ).all()
+    return {row.case_id: row.check_at for row in rows}
+
+
 def recorded(store: Engine) -> set[tuple[str, str, str]]:
     table = schema.violations
     with store.connect() as connection:
@@ -91,10 +100,18 @@ def test_a_split_full_evaluation_records_what_one_process_finds(
         assert run.errors == []
         assert run.cases_evaluated == CASES
         assert run.counts.opened > 100
+        split_checks = event_checks(store)
         # A dry run evaluates every case in this process.
         dry = watchdog.evaluate("demo", AT, record=False)
+        # The event checks, scheduled beside the workers, are those of a full pass in
+        # one process: the rows dated after the instant (the demo runs to the year's end).
+        monkeypatch.setattr(shards, "PARALLEL_MIN_CASES", CASES + 1)
+        again = watchdog.evaluate("demo", AT, record=True, full=True)
+        assert again.errors == [] and again.counts.opened == 0
     finally:
         watchdog.close()
+    assert len(split_checks) > 100
+    assert event_checks(store) == split_checks
     found = {(f.fingerprint, f.severity.value, "open") for f in dry.findings}
     assert recorded(store) == found
     assert len(found) == run.counts.opened

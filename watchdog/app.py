@@ -8,7 +8,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import partial
 
 from sqlalchemy import Engine, update
 
@@ -262,25 +261,38 @@ class Watchdog:
             altered: RulePass = ("data altered", lambda: evaluate_altered_rules(run, rules))
             jobs = shard_jobs(self, run) if record and not incremental else []
             if jobs:
-                # The inspection pass needs nothing of the case passes: it runs here
-                # while the workers finish their ranges.
-                also = partial(run_passes, name, [inspection])
+                # The inspection pass and the event checks (a full pass's come from the
+                # rows alone) need nothing of the case passes: they run here while the
+                # workers finish their ranges.
+                def also() -> EvaluationResult:
+                    meanwhile = run_passes(name, [inspection])
+                    meanwhile.add(self._schedule_events(name, as_of, None))
+                    return meanwhile
+
                 result.add(evaluate_in_shards(self, run, jobs, also=also))
                 result.add(run_passes(name, [altered]))
             else:
                 result.add(self.evaluate_cases(run))
                 result.add(run_passes(name, [inspection, altered]))
-        if record and not result.errors:
-            try:
-                with self.store.begin() as connection:
-                    schedule_events(connection, name, as_of, run.since if incremental else None)
-            except Exception as exc:
-                log.exception('source "%s": cannot schedule future events', name)
-                result.errors.append(f"event checks: {first_line(exc)}")
+                if record and not result.errors:
+                    since = run.since if incremental else None
+                    result.add(self._schedule_events(name, as_of, since))
         if record and not result.errors:
             mark_evaluated(self.store, name, baseline.poll_seq, as_of)
             record_fingerprint(self.store, name, calendar)
         self._disable_failing_rules(name, result)
+        return result
+
+    def _schedule_events(self, name: str, as_of: datetime, since: int | None) -> EvaluationResult:
+        """Keep the source's event checks (`engine.checks.schedule_events`); a failure is
+        an error of the result, so the source is not marked evaluated."""
+        result = EvaluationResult(name)
+        try:
+            with self.store.begin() as connection:
+                schedule_events(connection, name, as_of, since)
+        except Exception as exc:
+            log.exception('source "%s": cannot schedule future events', name)
+            result.errors.append(f"event checks: {first_line(exc)}")
         return result
 
     def active_rules(self) -> tuple[RuleSpec, ...]:

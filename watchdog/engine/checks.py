@@ -162,14 +162,13 @@ def schedule_events(connection: Connection, source: str, as_of: datetime, since:
     table = schema.case_checks
     earliest: dict[str, datetime] = {}
     parts = _future_event_times(source, as_of)
+    touched: list[str] = []
     if since is None:
-        connection.execute(delete(table).where(table.c.source == source, table.c["pass"] == EVENT))
         scoped = parts
     else:
         touched = [row[0] for row in connection.execute(touched_cases(source, since, as_of))]
         if not touched:
             return 0
-        replace_checks(connection, source, EVENT, touched, {})
         scoped = []
         ids = sorted(set(touched))
         for start in range(0, len(ids), _CHUNK):
@@ -182,6 +181,13 @@ def schedule_events(connection: Connection, source: str, as_of: datetime, since:
         for case_id, at in connection.execute(part):
             if case_id not in earliest or at < earliest[case_id]:
                 earliest[case_id] = at
+    # Written after reading: on SQLite the first write takes the store's write lock, and
+    # a full pass's reads (every row dated after the instant) take a second at 1M cases
+    # while the evaluation's workers still commit their ranges.
+    if since is None:
+        connection.execute(delete(table).where(table.c.source == source, table.c["pass"] == EVENT))
+    else:
+        replace_checks(connection, source, EVENT, touched, {})
     if earliest:
         connection.execute(
             insert(table),

@@ -43,12 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARALLEL_MIN_CASES = 100_000
-# The calling process runs the inspection pass after its own range, while the workers
-# finish theirs, and the data-altered pass and event checks once they have: about 5 %
-# of a full pass's work at 1M cases (inspection 5-7 s beside a worker, event checks
-# 0.3 s, of ~110 s of work on PostgreSQL). Its range is that much smaller, so that it
-# finishes when the workers do: at 4 % the caller ended last, at 7 % the worker ended
-# ~4 s after it.
+# The calling process runs the inspection pass and the event checks after its own
+# range, while the workers finish theirs, and the data-altered pass once they have:
+# about 5 % of a full pass's work at 1M cases (inspection 5-7 s beside a worker, event
+# checks 0.3 s on PostgreSQL and 1.2 s on SQLite, of ~95-110 s of work). Its range is
+# that much smaller, so that it finishes when the workers do: at 4 % the caller ended
+# last, at 7 % the worker ended ~4 s after it.
 TAIL_SHARE = 0.05
 CaseRange = tuple[str | None, str | None]  # low (inclusive), high (exclusive); None: open
 
