@@ -76,7 +76,7 @@ class WalCheckpointer:
     def _connect(self) -> sqlite3.Connection | None:
         try:
             # Short busy timeout: a checkpoint that must wait is simply tried next time.
-            return sqlite3.connect(self.database, timeout=0.1, check_same_thread=False)
+            return sqlite3.connect(self.database, timeout=0.1)  # made and used in the thread
         except sqlite3.Error as exc:
             self._report(exc)
             return None
